@@ -1,0 +1,156 @@
+"""The ``bayes`` command line: ``fit``, ``summary`` and ``check``.
+
+Exit codes: 0 success; 2 bad input or usage (one line on stderr naming the
+file, row and column); 3 results written but at least one fit failed its
+diagnostics gate; 1 anything unexpected.  ``--debug`` shows tracebacks.
+The CLI parses arguments and prints; the work is done by the library.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from bayes import config
+from bayes._version import __version__
+from bayes.errors import BayesError
+
+EXIT_OK, EXIT_ERROR, EXIT_INPUT, EXIT_DIAGNOSTICS = 0, 1, 2, 3
+
+
+def _load_study(path: str | None):
+    from bayes.data import builtin_names, load_builtin, read_study
+
+    if path is None:
+        return load_builtin("seed")
+    if not Path(path).exists() and path in builtin_names():
+        return load_builtin(path)
+    if not Path(path).exists():
+        raise BayesError(f"{path}: no such file (give a CSV path, or a built-in dataset: "
+                         f"{', '.join(builtin_names())})")
+    return read_study(path)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a whole number >= 1")
+    return value
+
+
+def _n_value(text: str) -> float:
+    value = float(text)
+    if value < 2 or value != int(value):
+        raise argparse.ArgumentTypeError(f"{text} is not a whole number of animals >= 2")
+    return value
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1 (e.g. 0.95)")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from bayes.fit import SAMPLERS
+    from bayes.models import MODEL_NAMES
+
+    parser = argparse.ArgumentParser(prog="bayes", description="Bayesian synergy from published summary tables.")
+    parser.add_argument("--version", action="version", version=f"bayes {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    fit = sub.add_parser("fit", help="fit the synergy model and write posterior.nc, synergy.csv, ...")
+    fit.add_argument("data", nargs="?", help="study CSV (default: the built-in seed study)")
+    fit.add_argument("--out", default="bayes-results", help="output folder (default: %(default)s)")
+    fit.add_argument("--force", action="store_true", help="replace results already in --out")
+    fit.add_argument("--model", choices=MODEL_NAMES, default="factorial",
+                     help="factorial (agents + interaction) or additive (no interaction)")
+    fit.add_argument("--n", type=_n_value, default=None,
+                     help=f"animals per arm assumed where the table gives no n (default {config.DEFAULT_N_ASSUMED})")
+    fit.add_argument("--priors", default="default", help="built-in prior set name or a YAML file")
+    fit.add_argument("--sampler", choices=SAMPLERS, default="nutpie")
+    fit.add_argument("--draws", type=_positive_int, default=config.DEFAULT_DRAWS)
+    fit.add_argument("--tune", type=_positive_int, default=config.DEFAULT_TUNE)
+    fit.add_argument("--chains", type=_positive_int, default=config.DEFAULT_CHAINS)
+    fit.add_argument("--cores", type=_positive_int, default=config.default_cores())
+    fit.add_argument("--seed", type=int, default=config.DEFAULT_SEED)
+    fit.add_argument("--ci-prob", type=_probability, default=config.CI_PROB)
+    fit.add_argument("--quiet", action="store_true", help="print only the final table")
+
+    summary = sub.add_parser("summary", help="print a saved result again, without refitting")
+    summary.add_argument("out", help="a folder written by 'bayes fit'")
+
+    check = sub.add_parser("check", help="validate a study table and print its consistency checks")
+    check.add_argument("data", nargs="?", help="study CSV (default: the built-in seed study)")
+    return parser
+
+
+def cmd_fit(args) -> int:
+    from bayes.analysis import fit
+    from bayes.fit import SamplerSettings
+    from bayes.priors import load_prior_set
+
+    study = _load_study(args.data)
+    priors = load_prior_set(args.priors)
+    out = Path(args.out)
+    if not args.force and any((out / f).exists() for f in ("posterior.nc", "synergy.csv", "run.json")):
+        raise BayesError(f"{out} already holds results; pass --force to replace them, or choose another --out")
+    settings = SamplerSettings(sampler=args.sampler, draws=args.draws, tune=args.tune,
+                               chains=args.chains, cores=args.cores, seed=args.seed)
+    start = time.perf_counter()
+    say = None if args.quiet else (lambda line: print(f"[{time.perf_counter() - start:5.1f}s] {line}",
+                                                      file=sys.stderr, flush=True))
+    result = fit(study, model=args.model, n=args.n, priors=priors, settings=settings,
+                 ci_prob=args.ci_prob, progress=say)
+    result.save(out, overwrite=args.force)
+    print(result.format())
+    print(f"\nWrote {', '.join(sorted(p.name for p in out.iterdir() if not p.name.startswith('.')))} to {out}/")
+    return EXIT_OK if result.passed else EXIT_DIAGNOSTICS
+
+
+def cmd_summary(args) -> int:
+    from bayes.results import load_result
+
+    result = load_result(args.out, with_posterior=False)
+    print(result.format())
+    return EXIT_OK if result.passed else EXIT_DIAGNOSTICS
+
+
+def cmd_check(args) -> int:
+    from bayes.data import consistency_checks
+
+    study = _load_study(args.data)
+    table = study.table
+    print(f"{study.source}: {len(table)} rows, {len(study.cells())} study x endpoint cells, {study.data_hash[:19]}")
+    cols = ["study", "endpoint", "arm", "kind", "better", "mean", "sd", "se", "n", "percent", "day", "unit"]
+    print(table[cols].to_string(index=False, na_rep=""))
+    print("\nChecks:")
+    for check in consistency_checks(study):
+        print(f"  [{check.status}] {check.message}")
+    return EXIT_OK
+
+
+COMMANDS = {"fit": cmd_fit, "summary": cmd_summary, "check": cmd_check}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except BayesError as err:
+        if args.debug:
+            raise
+        print(f"bayes: error: {err}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print("bayes: interrupted; nothing was overwritten", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,27 @@
+"""Settings that must be the same everywhere: set once here, printed with results.
+
+``CI_PROB`` is the one credible-interval probability every table uses (an
+equal-tailed interval); the CLI's ``--ci-prob`` overrides it per run.  The
+diagnostics thresholds follow Vehtari et al. (2021): R-hat <= 1.01 and at
+least 100 effective draws per chain, bulk and tail, and no divergences.
+"""
+
+from __future__ import annotations
+
+import os
+
+CI_PROB = 0.95
+CI_KIND = "eti"
+
+RHAT_MAX = 1.01
+ESS_PER_CHAIN_MIN = 100
+
+DEFAULT_DRAWS = 1000
+DEFAULT_TUNE = 1000
+DEFAULT_CHAINS = 4
+DEFAULT_SEED = 20261129
+DEFAULT_N_ASSUMED = 10
+
+
+def default_cores() -> int:
+    return max(1, min(DEFAULT_CHAINS, os.cpu_count() or 1))
