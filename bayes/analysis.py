@@ -15,6 +15,7 @@ the layers together; the statistics live in ``models``, ``fit`` and
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import platform
 
@@ -25,7 +26,7 @@ from bayes import config
 from bayes._version import __version__
 from bayes.data import Study, consistency_checks
 from bayes.endpoints import KINDS
-from bayes.fit import DEFAULT_CACHE, ModelCache, SamplerSettings, diagnose, diagnostics_frame, sample_cell
+from bayes.sampling import DEFAULT_CACHE, ModelCache, SamplerSettings, diagnose, diagnostics_frame, sample_cell
 from bayes.models.factorial import MODEL_NAMES, cell_data
 from bayes.priors import PriorSet, load_prior_set
 from bayes.results import FitResult, node_name
@@ -49,14 +50,15 @@ def describe_n(rows: pd.DataFrame, n_assumed: float | None) -> tuple[str, str]:
 
 def fit(study: Study, *, model: str = "factorial", n: float | None = None,
         priors: PriorSet | str = "default", settings: SamplerSettings | None = None,
-        ci_prob: float = config.CI_PROB, cache: ModelCache | None = None,
-        progress=None) -> FitResult:
+        ci_prob: float = config.CI_PROB, seed: int | None = None,
+        cache: ModelCache | None = None, progress=None) -> FitResult:
     """Fit ``model`` to every fittable cell of ``study``.
 
     ``n`` is the assumed number of animals per arm for rows that do not
     report it (default :data:`bayes.config.DEFAULT_N_ASSUMED`, always
-    printed with the results).  ``progress`` is an optional callable taking
-    one line of text, called before each fit.
+    printed with the results).  ``seed`` replaces ``settings.seed``.
+    ``progress`` is an optional callable taking one line of text, called
+    before each fit.
     """
     if model not in MODEL_NAMES:
         raise ValueError(f"unknown model {model!r}; valid: {', '.join(MODEL_NAMES)}")
@@ -64,6 +66,8 @@ def fit(study: Study, *, model: str = "factorial", n: float | None = None,
         raise ValueError("ci_prob must be between 0 and 1")
     prior_set = priors if isinstance(priors, PriorSet) else load_prior_set(priors)
     settings = settings or SamplerSettings()
+    if seed is not None:
+        settings = dataclasses.replace(settings, seed=int(seed))
     n_assumed = float(n if n is not None else config.DEFAULT_N_ASSUMED)
     cache = cache or DEFAULT_CACHE
 

@@ -55,7 +55,7 @@ def _probability(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from bayes.fit import SAMPLERS
+    from bayes.sampling import SAMPLERS
     from bayes.models import MODEL_NAMES
 
     parser = argparse.ArgumentParser(prog="bayes", description="Bayesian synergy from published summary tables.")
@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_fit(args) -> int:
     from bayes.analysis import fit
-    from bayes.fit import SamplerSettings
+    from bayes.sampling import SamplerSettings
     from bayes.priors import load_prior_set
 
     study = _load_study(args.data)

@@ -103,6 +103,12 @@ def read_study(path: str | os.PathLike) -> Study:
     return Study(table, file, data_hash(raw), {})
 
 
+def study_from_frame(frame: pd.DataFrame, *, name: str = "in-memory table") -> Study:
+    """Validate a DataFrame in the CSV layout exactly as a file would be validated."""
+    raw = frame.to_csv(index=False).encode()
+    return Study(parse_table(raw, file=name, default_study="study"), name, data_hash(raw), {})
+
+
 def builtin_names() -> list[str]:
     """Names of the datasets shipped in bayes/datasets/."""
     folder = resources.files(DATASETS_PACKAGE).joinpath("datasets")

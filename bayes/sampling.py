@@ -39,6 +39,7 @@ class SamplerSettings:
     cores: int = field(default_factory=config.default_cores)
     seed: int = config.DEFAULT_SEED
     target_accept: float = 0.9
+    adaptation: str = "low_rank"    # nutpie mass matrix: "diag" | "low_rank"
 
     def __post_init__(self):
         if self.sampler not in SAMPLERS:
@@ -120,7 +121,7 @@ def sample_cell(data: CellData, priors: PriorSet, *, model: str, settings: Sampl
         compiled = cache.compiled((model, data.design.structure, priors.hash), build)
         tree = nutpie.sample(compiled.with_data(**data.model_inputs()), draws=settings.draws,
                              tune=settings.tune, chains=settings.chains, cores=settings.cores,
-                             seed=seed, target_accept=settings.target_accept,
+                             seed=seed, target_accept=settings.target_accept, adaptation=settings.adaptation,
                              progress_bar=False, save_warmup=False)
         tree = _relabel(tree, data)
     else:

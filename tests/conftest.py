@@ -1,0 +1,33 @@
+"""Test tiers: unit (no sampling), integration (tiny seeded fits, on by
+default) and slow (opt in with --run-slow)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bayes.sampling import ModelCache, SamplerSettings
+
+
+def pytest_addoption(parser):
+    parser.addoption("--run-slow", action="store_true", default=False, help="run the slow tier")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--run-slow"):
+        return
+    skip = pytest.mark.skip(reason="slow tier: pass --run-slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def cache() -> ModelCache:
+    """One compiled-model cache for the whole session: each structure compiles once."""
+    return ModelCache()
+
+
+@pytest.fixture(scope="session")
+def quick() -> SamplerSettings:
+    """Small but honest sampler settings for integration tests (seeded)."""
+    return SamplerSettings(draws=400, tune=400, chains=4, cores=2, seed=7)

@@ -1,0 +1,120 @@
+"""The CLI end to end on the built-in study and on a user's CSV (tiny draws)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bayes import cli
+
+pytestmark = pytest.mark.integration
+
+FIXTURES = Path(__file__).parents[1] / "fixtures"
+SMALL = ["--draws", "400", "--tune", "400", "--seed", "11"]
+
+
+@pytest.fixture(scope="module")
+def seed_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("seed") / "out"
+    code = cli.main(["fit", "--out", str(out), *SMALL])
+    return code, out
+
+
+def test_fit_builtin_writes_every_file_and_a_positive_tumour_bliss(seed_run, capsys):
+    code, out = seed_run
+    assert code == 0
+    for name in ("posterior.nc", "synergy.csv", "diagnostics.csv", "arms.csv", "run.json", "summary.txt"):
+        assert (out / name).stat().st_size > 0, name
+    table = pd.read_csv(out / "synergy.csv")
+    for col in ("study", "endpoint", "reference", "mean", "sd", "ci_low", "ci_high", "ci_prob", "p_synergy"):
+        assert col in table.columns
+    bliss = table.query("endpoint == 'tumor_volume' and reference == 'bliss'").iloc[0]
+    # delta-method value from the means at n = 10 is 0.789; the posterior agrees within its sd
+    assert 0.6 < bliss["mean"] < 0.95
+    assert bliss["p_synergy"] > 0.99 and bliss["ci_low"] > 0
+    assert bliss["ci_prob"] == 0.95
+    assert set(table["endpoint"]) == {"tumor_volume", "ifn_gamma"}
+    # IFN-gamma: super-additive (RA > 0) but sub-multiplicative (Bliss < 0), as DESIGN.md says
+    ifn = table.query("endpoint == 'ifn_gamma'").set_index("reference")
+    assert ifn.loc["ra", "mean"] > 0.5 and ifn.loc["bliss", "mean"] < 0
+    tgi = table.query("reference == 'tgi'").set_index("arm")["mean"]
+    assert abs(tgi["imatinib+IL-2"] - 70) < 3 and abs(tgi["imatinib"] - 10) < 3
+
+
+def test_fit_records_the_stamp(seed_run):
+    _, out = seed_run
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["bayes_version"] == "0.1.0"
+    assert meta["data_hash"].startswith("sha256:")
+    assert meta["n_assumed"] == 10
+    assert "ASSUMED n = 10" in meta["n_treatment"]["imatinib_il2_melanoma/tumor_volume"]
+    assert meta["sampler"]["draws"] == 400 and meta["sampler"]["seed"] == 11
+    assert meta["priors"]["set"]["priors"]["interaction"]["prior"]["dist"] == "Normal"
+    import xarray as xr
+
+    tree = xr.open_datatree(out / "posterior.nc", engine="h5netcdf")
+    assert json.loads(tree.attrs["bayes_metadata"])["data_hash"] == meta["data_hash"]
+    post = tree["imatinib_il2_melanoma/tumor_volume/posterior"]
+    assert list(post["arm"].values) == ["control", "imatinib", "IL-2", "imatinib+IL-2"]
+
+
+def test_summary_reprints_without_refitting(seed_run, capsys):
+    _, out = seed_run
+    assert cli.main(["summary", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.strip() == (out / "summary.txt").read_text().strip()
+    assert "ASSUMED n = 10" in printed and "positive = synergy" in printed
+    assert "Bliss" in printed and "imatinib+IL-2" in printed
+    assert "survival: kind 'rate'" in printed  # said, not hidden
+
+
+def test_existing_results_are_not_overwritten(seed_run, capsys):
+    _, out = seed_run
+    before = (out / "synergy.csv").read_bytes()
+    assert cli.main(["fit", "--out", str(out), *SMALL]) == 2
+    err = capsys.readouterr().err
+    assert "already holds results" in err and "--force" in err
+    assert (out / "synergy.csv").read_bytes() == before
+
+
+def test_users_csv_with_reported_n(tmp_path, capsys):
+    out = tmp_path / "other"
+    code = cli.main(["fit", str(FIXTURES / "two_agent_other.csv"), "--out", str(out), *SMALL])
+    assert code == 0
+    table = pd.read_csv(out / "synergy.csv")
+    assert table["n_per_arm"].str.contains("reported").all()
+    assert "drugB+drugA" in set(table["arm"])  # agent order follows the single-agent rows
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
+    bad = FIXTURES / "broken" / "no_control.csv"
+    assert cli.main(["fit", str(bad), "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no_control.csv" in err and "Traceback" not in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_failed_diagnostics_are_loud_and_exit_3(tmp_path, capsys):
+    out = tmp_path / "tiny"
+    code = cli.main(["fit", "--out", str(out), "--draws", "30", "--tune", "30", "--seed", "3"])
+    assert code == 3
+    printed = capsys.readouterr().out
+    assert printed.startswith("!! DIAGNOSTICS FAILED")
+    assert "ESS" in printed
+    assert "FAILED" in set(pd.read_csv(out / "synergy.csv")["diagnostics"])
+
+
+def test_console_script_runs_in_a_fresh_process():
+    exe = shutil.which("bayes", path=str(Path(sys.executable).parent))
+    assert exe, "console script 'bayes' is not installed next to the interpreter"
+    done = subprocess.run([exe, "check"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "reported TGI 70.0% vs 70.0%" in done.stdout
+    missing = subprocess.run([exe, "fit", "no_such.csv"], capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "no such file" in missing.stderr

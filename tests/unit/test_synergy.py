@@ -1,0 +1,211 @@
+"""Unit tests for bayes.synergy: scores from hand-made posterior arm means."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from bayes import config
+from bayes.design import make_design
+from bayes.synergy import (REFERENCES, SCALES, cell_table, summarise_draws, synergy_scores,
+                           tgi_percent)
+
+DESIGN = make_design([(), ("A",), ("B",), ("A", "B")])
+# two draws of (C, A, B, AB)
+DRAWS = np.array([[1500.0, 1350.0, 1100.0, 450.0],
+                  [900.0, 1000.0, 400.0, 800.0]])
+
+
+def arm_mean(values, design=DESIGN) -> xr.DataArray:
+    values = np.asarray(values, float)
+    return xr.DataArray(values[None, :, :], dims=("chain", "draw", "arm"),
+                        coords={"chain": [0], "draw": np.arange(values.shape[0]),
+                                "arm": list(design.arms)})
+
+
+def expected_2x2(better):
+    C, A, B, AB = DRAWS.T
+    if better == "lower":
+        return {"bliss": np.log(A) + np.log(B) - np.log(C) - np.log(AB),
+                "hsa": np.log(np.minimum(A, B)) - np.log(AB),
+                "ra": np.log(A + B) - np.log(C + AB)}
+    return {"bliss": -(np.log(A) + np.log(B) - np.log(C) - np.log(AB)),
+            "hsa": np.log(AB) - np.log(np.maximum(A, B)),
+            "ra": np.log(C + AB) - np.log(A + B)}
+
+
+@pytest.mark.parametrize("better", ["lower", "higher"])
+def test_two_by_two_scores_exact(better):
+    scores = synergy_scores(arm_mean(DRAWS), DESIGN, better)
+    assert set(scores.data_vars) == set(REFERENCES)
+    want = expected_2x2(better)
+    for ref in REFERENCES:
+        da = scores[ref]
+        assert da.dims == ("combo", "chain", "draw")
+        assert list(da["combo"].values) == ["A+B"]
+        np.testing.assert_allclose(da.sel(combo="A+B", chain=0).values, want[ref], rtol=1e-12)
+
+
+def test_higher_is_the_negation_of_lower_for_bliss_and_ra():
+    lower = synergy_scores(arm_mean(DRAWS), DESIGN, "lower")
+    higher = synergy_scores(arm_mean(DRAWS), DESIGN, "higher")
+    np.testing.assert_allclose(higher["bliss"], -lower["bliss"], rtol=1e-12)
+    np.testing.assert_allclose(higher["ra"], -lower["ra"], rtol=1e-12)
+    # HSA is not a plain negation: the best single agent changes with direction
+    assert not np.allclose(higher["hsa"], -lower["hsa"])
+
+
+def test_seed_tumour_means_give_the_quoted_bliss():
+    scores = synergy_scores(arm_mean([[1500.0, 1350.0, 1100.0, 450.0]]), DESIGN, "lower")
+    bliss = float(scores["bliss"].sel(combo="A+B").squeeze())
+    # exactly log(1350 * 1100 / (1500 * 450)) = 0.78846; the issue quotes ~0.8
+    assert bliss == pytest.approx(np.log(1350 * 1100 / (1500 * 450)), rel=1e-12)
+    assert bliss == pytest.approx(0.789, abs=1e-3)
+    assert float(scores["hsa"].squeeze()) == pytest.approx(np.log(1100 / 450), rel=1e-12)
+    assert float(scores["ra"].squeeze()) == pytest.approx(np.log(2450 / 1950), rel=1e-12)
+    # all three say synergy for this table
+    assert all(float(scores[r].squeeze()) > 0 for r in REFERENCES)
+
+
+def test_an_additive_table_scores_zero_bliss():
+    # C=100, A=50, B=40 -> Bliss-independent AB = 100 * 0.5 * 0.4 = 20
+    scores = synergy_scores(arm_mean([[100.0, 50.0, 40.0, 20.0]]), DESIGN, "lower")
+    assert float(scores["bliss"].squeeze()) == pytest.approx(0.0, abs=1e-12)
+    # response additivity: (C - A) + (C - B) = C - AB  <=>  AB = A + B - C = -10 (impossible);
+    # with AB = 20 the RA score is log(90 / 120) < 0
+    assert float(scores["ra"].squeeze()) == pytest.approx(np.log(90 / 120), rel=1e-12)
+
+
+THREE = make_design([(), ("A",), ("B",), ("C",), ("A", "B"), ("A", "B", "C")])
+THREE_DRAWS = np.array([[1000.0, 800.0, 700.0, 900.0, 400.0, 150.0],
+                        [1200.0, 1300.0, 600.0, 500.0, 700.0, 900.0]])
+
+
+@pytest.mark.parametrize("better", ["lower", "higher"])
+def test_three_agent_generalised_formulas(better):
+    s = 1.0 if better == "lower" else -1.0
+    scores = synergy_scores(arm_mean(THREE_DRAWS, THREE), THREE, better)
+    assert list(scores["combo"].values) == ["A+B", "A+B+C"]
+    Ctl, A, B, C, AB, ABC = THREE_DRAWS.T
+    best = np.minimum if s > 0 else np.maximum
+    want = {
+        "A+B": {"bliss": s * (np.log(A) + np.log(B) - np.log(Ctl) - np.log(AB)),
+                "hsa": s * (np.log(best(A, B)) - np.log(AB)),
+                "ra": s * (np.log(A + B) - np.log(Ctl + AB))},
+        "A+B+C": {"bliss": s * (np.log(A) + np.log(B) + np.log(C) - 2 * np.log(Ctl) - np.log(ABC)),
+                  "hsa": s * (np.log(best(best(A, B), C)) - np.log(ABC)),
+                  "ra": s * (np.log(A + B + C) - np.log(2 * Ctl + ABC))},
+    }
+    for combo, refs in want.items():
+        for ref, values in refs.items():
+            got = scores[ref].sel(combo=combo, chain=0).values
+            np.testing.assert_allclose(got, values, rtol=1e-12, err_msg=f"{combo} {ref}")
+
+
+def test_better_must_be_lower_or_higher():
+    with pytest.raises(ValueError, match="better must be 'lower' or 'higher'"):
+        synergy_scores(arm_mean(DRAWS), DESIGN, "up")
+
+
+# --------------------------------------------------------------------------- TGI
+
+def test_tgi_percent_numbers():
+    tgi = tgi_percent(arm_mean([[1500.0, 1350.0, 1100.0, 450.0], [1000.0, 1100.0, 500.0, 0.0]]))
+    assert list(tgi["arm"].values) == ["A", "B", "A+B"]
+    np.testing.assert_allclose(tgi.sel(chain=0, draw=0).values, [10.0, 100 * 400 / 1500, 70.0], rtol=1e-12)
+    np.testing.assert_allclose(tgi.sel(chain=0, draw=1).values, [-10.0, 50.0, 100.0], rtol=1e-12)
+
+
+# --------------------------------------------------------------------------- summaries
+
+def test_summarise_draws_on_a_known_normal_sample():
+    rng = np.random.default_rng(7)
+    x = rng.normal(0.3, 1.0, size=(4, 10_000))
+    da = xr.DataArray(x, dims=("chain", "draw"))
+    out = summarise_draws(da)
+    flat = x.ravel()
+    assert out["ci_prob"] == config.CI_PROB == 0.95
+    assert out["mean"] == pytest.approx(flat.mean(), rel=1e-12)
+    assert out["sd"] == pytest.approx(flat.std(ddof=1), rel=1e-12)
+    assert out["ci_low"] == pytest.approx(np.quantile(flat, 0.025), rel=1e-12)
+    assert out["ci_high"] == pytest.approx(np.quantile(flat, 0.975), rel=1e-12)
+    assert out["p_synergy"] == pytest.approx((flat > 0).mean(), rel=1e-12)
+    # and the sample behaves as N(0.3, 1): the numbers mean what they say
+    assert out["mean"] == pytest.approx(0.3, abs=0.03)
+    assert out["ci_low"] == pytest.approx(0.3 - 1.96, abs=0.06)
+    assert out["ci_high"] == pytest.approx(0.3 + 1.96, abs=0.06)
+    assert out["p_synergy"] == pytest.approx(0.6179, abs=0.01)
+
+
+def test_summarise_draws_respects_ci_prob():
+    x = np.arange(1, 1002, dtype=float) - 501.0          # -500 .. 500
+    out = summarise_draws(xr.DataArray(x), ci_prob=0.5)
+    assert out["ci_prob"] == 0.5
+    assert out["ci_low"] == pytest.approx(np.quantile(x, 0.25))
+    assert out["ci_high"] == pytest.approx(np.quantile(x, 0.75))
+    assert out["ci_low"] == pytest.approx(-250.0) and out["ci_high"] == pytest.approx(250.0)
+    assert out["p_synergy"] == pytest.approx(500 / 1001)  # zero is not > 0
+    wide = summarise_draws(xr.DataArray(x), ci_prob=0.9)
+    assert wide["ci_low"] == pytest.approx(-450.0) and wide["ci_high"] == pytest.approx(450.0)
+
+
+# --------------------------------------------------------------------------- cell table
+
+def posterior(n_draws=400, seed=3, with_interaction=True):
+    rng = np.random.default_rng(seed)
+    means = np.exp(np.log([1500.0, 1350.0, 1100.0, 450.0]) + rng.normal(0, 0.05, size=(n_draws, 4)))
+    ds = xr.Dataset({"arm_mean": arm_mean(means)})
+    if with_interaction:
+        gamma = rng.normal(-0.8, 0.1, size=(1, n_draws, 1))
+        ds["interaction"] = xr.DataArray(gamma, dims=("chain", "draw", "combo"),
+                                         coords={"combo": ["A+B"], "chain": [0], "draw": np.arange(n_draws)})
+    return ds
+
+
+def test_cell_table_lower():
+    post = posterior()
+    table = cell_table(post, DESIGN, "lower")
+    assert list(table.columns) == ["reference", "arm", "scale", "mean", "sd", "ci_low", "ci_high",
+                                   "ci_prob", "p_synergy"]
+    assert list(zip(table["reference"], table["arm"])) == [
+        ("bliss", "A+B"), ("hsa", "A+B"), ("ra", "A+B"), ("interaction", "A+B"),
+        ("tgi", "A"), ("tgi", "B"), ("tgi", "A+B")]
+    assert table["p_synergy"].between(0, 1).all()
+    assert (table["ci_low"] <= table["mean"]).all() and (table["mean"] <= table["ci_high"]).all()
+    assert (table["ci_prob"] == config.CI_PROB).all()
+    assert list(table["scale"]) == [SCALES[r] for r in table["reference"]]
+    by = table.set_index("reference")
+    gamma = post["interaction"].values.ravel()
+    # lower is better: interaction is sign-aligned as -gamma (gamma < 0 = synergy)
+    assert by.loc["interaction", "mean"] == pytest.approx(-gamma.mean(), rel=1e-12)
+    assert by.loc["interaction", "p_synergy"] == pytest.approx((gamma < 0).mean())
+    assert by.loc["interaction", "mean"] > 0
+    scores = synergy_scores(post["arm_mean"], DESIGN, "lower")
+    assert by.loc["bliss", "mean"] == pytest.approx(float(scores["bliss"].mean()), rel=1e-12)
+    assert by.loc["bliss", "mean"] == pytest.approx(0.788, abs=0.02)
+    tgi = table[table["reference"] == "tgi"].set_index("arm")
+    assert tgi.loc["A+B", "mean"] == pytest.approx(70.0, abs=1.0)
+    assert tgi.loc["A", "mean"] == pytest.approx(10.0, abs=1.0)
+
+
+def test_cell_table_higher_has_no_tgi_and_positive_gamma_is_synergy():
+    post = posterior()
+    table = cell_table(post, DESIGN, "higher", ci_prob=0.8)
+    assert list(table["reference"]) == ["bliss", "hsa", "ra", "interaction"]
+    assert (table["ci_prob"] == 0.8).all()
+    gamma = post["interaction"].values.ravel()
+    row = table.set_index("reference").loc["interaction"]
+    assert row["mean"] == pytest.approx(gamma.mean(), rel=1e-12)
+    assert row["p_synergy"] == pytest.approx((gamma > 0).mean())
+    assert row["ci_low"] == pytest.approx(np.quantile(gamma, 0.1))
+    bliss = table.set_index("reference").loc["bliss", "mean"]
+    assert bliss < 0   # these means are synergy for "lower", so antagonism for "higher"
+
+
+def test_cell_table_without_interaction_variable():
+    table = cell_table(posterior(with_interaction=False), DESIGN, "lower")
+    assert "interaction" not in set(table["reference"])
+    assert len(table) == 6
+    assert isinstance(table, pd.DataFrame)
