@@ -214,13 +214,14 @@ def test_bad_kwarg_name_in_file():
 # `sd` (the PyMC 3 alias), `foo` and HalfNormal(mu=...) are all names the
 # distribution does not take.  They must be refused like `scale`: PyMC's
 # `.dist(**kwargs)` swallows unknown keywords, so an accepted `sd: 5` silently
-# becomes sigma = 1 in the model.
+# becomes sigma = 1 in the model.  `rng` currently escapes as an AttributeError.
 @pytest.mark.parametrize("prior", [
     {"dist": "Normal", "kwargs": {"mu": 0.0, "scale": 1.0}},
     {"dist": "Normal", "kwargs": {"mu": 0.0, "sd": 5.0}},
     {"dist": "Normal", "kwargs": {"mu": 0.0, "foo": 1.0}},
     {"dist": "HalfNormal", "kwargs": {"mu": 1.0}},
-], ids=["Normal-scale", "Normal-sd", "Normal-foo", "HalfNormal-mu"])
+    {"dist": "Normal", "kwargs": {"mu": 0.0, "rng": 1.0}},
+], ids=["Normal-scale", "Normal-sd", "Normal-foo", "HalfNormal-mu", "Normal-rng"])
 def test_bad_kwarg_name_is_refused(default, prior):
     with pytest.raises(InputError) as info:
         default.with_overrides({"interaction": prior})
