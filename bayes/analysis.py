@@ -2,15 +2,16 @@
 
     >>> import bayes
     >>> study = bayes.load_builtin()            # or bayes.read_study("my.csv")
-    >>> result = bayes.fit(study, n=10, seed=1)
+    >>> result = bayes.fit(study, seed=1)       # joint model, n marginalised
     >>> result.synergy                          # one row per endpoint x score
     >>> result.save("out/")                     # posterior.nc, synergy.csv, ...
 
-Fits every cell (study x endpoint) whose endpoint kind the chosen model can
-fit, in one process with one compilation per model structure; cells of other
-kinds are listed in ``result.skipped`` with the reason.  This module glues
-the layers together; the statistics live in ``models``, ``fit`` and
-``synergy``.
+``model="factorial"`` (or ``"additive"``) fits each study x endpoint on its
+own, re-using one compiled model per structure; ``model="joint"`` fits every
+cell in one hierarchical model.  ``n`` is ``None`` (marginalise unknown n,
+the default), a whole number (assume it), or an :class:`NPrior`.  This
+module glues the layers together; the statistics live in ``models``,
+``likelihoods``, ``nprior``, ``sampling`` and ``synergy``.
 """
 
 from __future__ import annotations
@@ -19,87 +20,99 @@ import dataclasses
 import datetime as dt
 import platform
 
+import numpy as np
 import pandas as pd
 import xarray as xr
 
 from bayes import config
 from bayes._version import __version__
 from bayes.data import Study, consistency_checks
-from bayes.endpoints import KINDS
-from bayes.sampling import DEFAULT_CACHE, ModelCache, SamplerSettings, diagnose, diagnostics_frame, sample_cell
-from bayes.models.factorial import MODEL_NAMES, cell_data
+from bayes.models.builder import MODEL_NAMES, ModelSpec
+from bayes.models.cells import Cell, cohort_rows, make_cell
+from bayes.nprior import CohortN, NPrior, cohort_n
 from bayes.priors import PriorSet, load_prior_set
 from bayes.results import FitResult, node_name
-from bayes.synergy import cell_table
+from bayes.sampling import DEFAULT_CACHE, ModelCache, SamplerSettings, diagnose, diagnostics_frame, sample_spec, split_cells
+from bayes.synergy import cell_table, pooled_table, summarise_draws
+
+DEFAULT_MODEL = "joint"
 
 
-def describe_n(rows: pd.DataFrame, n_assumed: float | None) -> tuple[str, str]:
-    """(n label for tables, sentence for headers) for one cell."""
-    known = rows["n"].notna()
-    if known.all():
-        values = sorted({int(v) for v in rows["n"]})
-        label = "/".join(str(v) for v in values)
-        return f"{label} (reported)", f"n = {label} per arm, as reported"
-    if n_assumed is None:
-        raise ValueError("n is not reported and no assumption was given")
-    if known.any():
-        return f"{n_assumed:g} (assumed where missing)", (
-            f"n reported for some arms; ASSUMED n = {n_assumed:g} for the others")
-    return f"{n_assumed:g} (assumed)", f"n not reported; ASSUMED n = {n_assumed:g} for every arm"
+def as_nprior(n: NPrior | int | float | None) -> NPrior:
+    if isinstance(n, NPrior):
+        return n
+    return NPrior() if n is None else NPrior.fixed(int(n))
 
 
-def fit(study: Study, *, model: str = "factorial", n: float | None = None,
+def model_specs(study: Study, model: str, nprior: NPrior) -> list[ModelSpec]:
+    """The models one fit needs: one per cell, or one joint model."""
+    if model not in MODEL_NAMES:
+        raise ValueError(f"unknown model {model!r}; valid: {', '.join(MODEL_NAMES)}")
+    cells = [make_cell(study.cell(s, e)) for s, e in study.cells()]
+    groups: dict[tuple[str, str], CohortN] = {}
+    for cell in cells:
+        key = (cell.study, cell.cohort)
+        if key not in groups:
+            groups[key] = cohort_n(nprior, cohort_rows(study.table, *key))
+    if model == "joint":
+        return [ModelSpec("joint", tuple(cells), tuple(groups.values()))]
+    return [ModelSpec(model, (c,), (groups[(c.study, c.cohort)],)) for c in cells]
+
+
+def fit(study: Study, *, model: str = DEFAULT_MODEL, n: NPrior | int | None = None,
         priors: PriorSet | str = "default", settings: SamplerSettings | None = None,
         ci_prob: float = config.CI_PROB, seed: int | None = None,
         cache: ModelCache | None = None, progress=None) -> FitResult:
-    """Fit ``model`` to every fittable cell of ``study``.
+    """Fit ``model`` to every cell of ``study``; see the module docstring.
 
-    ``n`` is the assumed number of animals per arm for rows that do not
-    report it (default :data:`bayes.config.DEFAULT_N_ASSUMED`, always
-    printed with the results).  ``seed`` replaces ``settings.seed``.
-    ``progress`` is an optional callable taking one line of text, called
-    before each fit.
+    ``seed`` replaces ``settings.seed``; ``progress`` is an optional callable
+    taking one line of text, called before each model is sampled.
     """
-    if model not in MODEL_NAMES:
-        raise ValueError(f"unknown model {model!r}; valid: {', '.join(MODEL_NAMES)}")
     if not 0 < ci_prob < 1:
         raise ValueError("ci_prob must be between 0 and 1")
     prior_set = priors if isinstance(priors, PriorSet) else load_prior_set(priors)
     settings = settings or SamplerSettings()
     if seed is not None:
         settings = dataclasses.replace(settings, seed=int(seed))
-    n_assumed = float(n if n is not None else config.DEFAULT_N_ASSUMED)
+    settings = settings.for_family(model)
+    nprior = as_nprior(n)
     cache = cache or DEFAULT_CACHE
 
     tree = xr.DataTree()
-    tables, diags, arms, skipped, n_notes = [], [], [], [], {}
-    for study_name, endpoint in study.cells():
-        rows = study.cell(study_name, endpoint)
-        kind = KINDS[rows["kind"].iloc[0]]
-        if not kind.fitted:
-            skipped.append((study_name, endpoint, f"kind '{kind.name}': its likelihood is not implemented yet"))
-            continue
-        better = rows["better"].iloc[0]
-        n_label, n_sentence = describe_n(rows, n_assumed)
-        n_notes[f"{study_name}/{endpoint}"] = n_sentence
-        data = cell_data(rows, n_assumed)
+    tables, diags, arms, n_rows, notes = [], [], [], [], {}
+    for spec in model_specs(study, model, nprior):
+        label = "joint model" if spec.family == "joint" else spec.cells[0].endpoint
+        key = "joint" if spec.family == "joint" else spec.cells[0].key
         if progress:
-            progress(f"fitting {study_name} / {endpoint} ({model}, {n_label})")
-        cell_tree = sample_cell(data, prior_set, model=model, settings=settings,
-                                key=f"{study_name}/{endpoint}", cache=cache)
-        cell_tree.attrs.update({"study": study_name, "endpoint": endpoint, "better": better,
-                                "kind": kind.name, "n": n_sentence})
-        tree[node_name(study_name, endpoint)] = cell_tree
-        verdict = diagnose(cell_tree)
-        diags.append((study_name, endpoint, verdict))
-        table = cell_table(cell_tree["posterior"].to_dataset(), data.design, better, ci_prob=ci_prob)
-        table.insert(0, "endpoint", endpoint)
-        table.insert(0, "study", study_name)
-        table["model"] = model
-        table["n_per_arm"] = n_label
-        table["diagnostics"] = "ok" if verdict.passed else "FAILED"
-        tables.append(table)
-        arms.append(_arm_table(cell_tree, study_name, endpoint, ci_prob))
+            progress(f"sampling {model} model: {label if spec.family != 'joint' else f'{len(spec.cells)} cells'}")
+        raw, free = sample_spec(spec, prior_set, settings=settings, key=key, cache=cache)
+        verdict = diagnose(raw, free)
+        diag_study = spec.cells[0].study if spec.family != "joint" else "all"
+        diags.append((diag_study, label, verdict))
+        cell_trees, model_tree = split_cells(raw, spec)
+        for cell, cell_tree in zip(spec.cells, cell_trees):
+            tree[node_name(cell.study, cell.endpoint)] = cell_tree
+            group = spec.groups[spec.group_of(cell)]
+            notes[cell.key] = group.note
+            table = _cell_rows(cell, cell_tree, group, model, verdict.passed, ci_prob)
+            tables.append(table)
+            arms.append(_arm_table(cell, cell_tree, ci_prob))
+            if spec.family != "joint":
+                n_rows.append(_n_table(cell_tree, cell.study, cell.cohort, cell.endpoint, group))
+        if spec.family == "joint":
+            tree["joint"] = model_tree
+            pooled = pooled_table(model_tree["posterior"].to_dataset(), ci_prob=ci_prob)
+            if not pooled.empty:
+                pooled.insert(0, "endpoint", "all endpoints")
+                pooled.insert(0, "study", "all studies")
+                pooled = pooled.assign(model=model, n_per_arm="per cohort",
+                                       diagnostics="ok" if verdict.passed else "FAILED")
+                tables.append(pooled)
+            post = model_tree["posterior"].to_dataset()
+            for j, group in enumerate(spec.groups):
+                weights = post[f"n_weight_{j}"].rename({f"n_grid_{j}": "n"})
+                n_rows.append(_n_table(xr.DataTree.from_dict({"posterior": weights.to_dataset(name="n_weight")}),
+                                       group.study, group.cohort, "joint", group))
 
     metadata = {
         "bayes_version": __version__,
@@ -108,8 +121,8 @@ def fit(study: Study, *, model: str = "factorial", n: float | None = None,
         "data_source": study.source,
         "data_hash": study.data_hash,
         "model": model,
-        "n_assumed": n_assumed,
-        "n_treatment": n_notes,
+        "n_prior": nprior.to_dict(),
+        "n_treatment": notes,
         "priors": {"name": prior_set.name, "source": prior_set.source, "hash": prior_set.hash,
                    "set": prior_set.to_dict()},
         "sampler": settings.to_dict(),
@@ -122,25 +135,52 @@ def fit(study: Study, *, model: str = "factorial", n: float | None = None,
         synergy=pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(),
         diagnostics=diagnostics_frame(diags),
         arms=pd.concat(arms, ignore_index=True) if arms else pd.DataFrame(),
+        n_posterior=pd.concat(n_rows, ignore_index=True) if n_rows else pd.DataFrame(),
         metadata=metadata,
         checks=[(c.name, c.status, c.message) for c in consistency_checks(study)],
-        skipped=skipped,
     )
 
 
-def _arm_table(cell_tree: xr.DataTree, study: str, endpoint: str, ci_prob: float) -> pd.DataFrame:
-    """Reported arm means beside the posterior arm means (data units): a first fit check."""
-    from bayes.synergy import summarise_draws
+def n_label(group: CohortN) -> str:
+    """Short n description for tables."""
+    if group.reported:
+        return group.note.split(" per arm")[0].replace("n = ", "") + " (reported)"
+    allowed = group.allowed
+    if len(allowed) == 1:
+        return f"{allowed[0]} (assumed)"
+    if allowed == list(range(allowed[0], allowed[-1] + 1)):
+        return f"{allowed[0]}-{allowed[-1]} (marginal)"
+    return "{" + ",".join(map(str, allowed)) + "} (marginal)"
 
-    const = cell_tree["constant_data"].to_dataset()
-    arm_mean = cell_tree["posterior"].to_dataset()["arm_mean"] * float(const["scale"])
+
+def _cell_rows(cell: Cell, cell_tree: xr.DataTree, group: CohortN, model: str, passed: bool,
+               ci_prob: float) -> pd.DataFrame:
+    table = cell_table(cell_tree["posterior"].to_dataset(), cell.design, cell.kind, cell.better,
+                       ci_prob=ci_prob)
+    table.insert(0, "endpoint", cell.endpoint)
+    table.insert(0, "study", cell.study)
+    return table.assign(model=model, n_per_arm=n_label(group), diagnostics="ok" if passed else "FAILED")
+
+
+def _n_table(tree: xr.DataTree, study: str, cohort: str, fitted: str, group: CohortN) -> pd.DataFrame:
+    """Prior and posterior probability of each candidate n."""
+    weights = tree["posterior"].to_dataset()["n_weight"]
+    posterior = weights.mean(("chain", "draw")).to_numpy()
+    prior = np.exp(group.log_weight)
+    return pd.DataFrame({"study": study, "cohort": cohort, "fitted_in": fitted,
+                         "n": group.grid.astype(int), "prior": prior / prior.sum(),
+                         "posterior": posterior, "reported": group.reported})
+
+
+def _arm_table(cell: Cell, cell_tree: xr.DataTree, ci_prob: float) -> pd.DataFrame:
+    """Reported arm values beside the posterior arm values (data units): a first fit check."""
+    arm_mean = cell_tree["posterior"].to_dataset()["arm_mean"] * cell.display
+    reported = cell.reported().set_index("arm")
     rows = []
-    for arm in arm_mean["arm"].values:
+    for arm in cell.design.arms:
         s = summarise_draws(arm_mean.sel(arm=arm), ci_prob)
-        rows.append({"study": study, "endpoint": endpoint, "arm": str(arm),
-                     "reported_mean": float(const["reported_mean"].sel(arm=arm)),
-                     "reported_sd": float(const["reported_sd"].sel(arm=arm)),
-                     "n_used": float(const["n_animals"].sel(arm=arm)),
+        rows.append({"study": cell.study, "endpoint": cell.endpoint, "arm": arm,
+                     "reported": reported.loc[arm, "reported"], "reported_sd": reported.loc[arm, "reported_sd"],
                      "posterior_mean": s["mean"], "ci_low": s["ci_low"], "ci_high": s["ci_high"],
                      "ci_prob": ci_prob})
     return pd.DataFrame(rows)

@@ -37,7 +37,9 @@ ALLOWED_DISTS = (
 )
 
 # Parameters every model family reads; files may add more for later models.
-REQUIRED_PARAMETERS = ("baseline", "agent_effect", "interaction", "sd_log")
+REQUIRED_PARAMETERS = ("baseline", "agent_effect", "interaction", "sd_log", "baseline_logit",
+                       "agent_effect_logit", "interaction_logit", "precision", "synergy_mean",
+                       "synergy_sd", "study_sd")
 
 
 @dataclass(frozen=True)
@@ -75,11 +77,22 @@ class Prior:
         return prior
 
     def _check_signature(self, where: str) -> None:
+        import inspect
+
         import pymc as pm
 
+        dist = getattr(pm, self.dist)
+        params = inspect.signature(dist.dist).parameters.values()
+        valid = [p.name for p in params
+                 if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+                 and p.name not in ("cls", "size", "shape", "rng", "dims", "observed")]
+        unknown = [k for k in self.kwargs if k not in valid]
+        if unknown:
+            raise ValueError(f"{where}: {self.dist} has no parameter {', '.join(map(repr, unknown))}; "
+                             f"valid: {', '.join(valid)}")
         numeric = {k: (1.0 if isinstance(v, Prior) else v) for k, v in self.kwargs.items()}
         try:
-            getattr(pm, self.dist).dist(**numeric)
+            dist.dist(**numeric)
         except (TypeError, ValueError) as err:
             raise ValueError(f"{where}: {self.dist}({', '.join(self.kwargs)}) is not valid: {err}") from None
 

@@ -23,7 +23,8 @@ import xarray as xr
 
 from bayes.errors import BayesError
 
-FILES = ("posterior.nc", "synergy.csv", "diagnostics.csv", "arms.csv", "run.json", "summary.txt")
+FILES = ("posterior.nc", "synergy.csv", "diagnostics.csv", "arms.csv", "n_posterior.csv",
+         "n_sensitivity.csv", "run.json", "summary.txt")
 
 REFERENCE_LABELS = {"bliss": "Bliss", "hsa": "HSA", "ra": "RA", "interaction": "interaction",
                     "tgi": "TGI%"}
@@ -41,8 +42,9 @@ class FitResult:
     diagnostics: pd.DataFrame
     arms: pd.DataFrame
     metadata: dict
+    n_posterior: pd.DataFrame = field(default_factory=pd.DataFrame)
+    sensitivity: pd.DataFrame = field(default_factory=pd.DataFrame)
     checks: list[tuple[str, str, str]] = field(default_factory=list)
-    skipped: list[tuple[str, str, str]] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -64,9 +66,12 @@ class FitResult:
         tree.attrs = {"bayes_metadata": json.dumps(self.metadata)}
         _atomic(out / "posterior.nc", lambda p: tree.to_netcdf(p, engine="h5netcdf"))
         for name, frame in (("synergy.csv", self.synergy), ("diagnostics.csv", self.diagnostics),
-                            ("arms.csv", self.arms)):
+                            ("arms.csv", self.arms), ("n_posterior.csv", self.n_posterior),
+                            ("n_sensitivity.csv", self.sensitivity)):
+            if name == "n_sensitivity.csv" and frame.empty:
+                continue
             _atomic(out / name, lambda p, f=frame: f.to_csv(p, index=False, float_format="%.6g"))
-        payload = {**self.metadata, "checks": self.checks, "skipped": self.skipped}
+        payload = {**self.metadata, "checks": self.checks}
         _atomic(out / "run.json", lambda p: Path(p).write_text(json.dumps(payload, indent=2)))
         _atomic(out / "summary.txt", lambda p: Path(p).write_text(self.format() + "\n"))
         return out
@@ -102,13 +107,22 @@ def load_result(out_dir: str | os.PathLike, *, with_posterior: bool = True) -> F
                          "create one with 'bayes fit --out DIR'")
     payload = json.loads((out / "run.json").read_text())
     checks = [tuple(c) for c in payload.pop("checks", [])]
-    skipped = [tuple(s) for s in payload.pop("skipped", [])]
     tree = xr.DataTree()
     if with_posterior and (out / "posterior.nc").exists():
         tree = xr.open_datatree(out / "posterior.nc", engine="h5netcdf").load()
         stamp = json.loads(tree.attrs.get("bayes_metadata", "{}"))
         if stamp.get("data_hash") != payload.get("data_hash"):
             raise BayesError(f"{out}/posterior.nc does not belong to {out}/run.json (data hashes differ)")
-    read = lambda name: pd.read_csv(out / name) if (out / name).exists() else pd.DataFrame()  # noqa: E731
+
+    def read(name: str) -> pd.DataFrame:
+        if not (out / name).exists():
+            return pd.DataFrame()
+        frame = pd.read_csv(out / name, keep_default_na=False, na_values=[""])
+        text = frame.select_dtypes(include=["object", "string"]).columns
+        frame[text] = frame[text].fillna("")  # empty text stays text ("" problems of a passing fit)
+        return frame
+
     return FitResult(tree=tree, synergy=read("synergy.csv"), diagnostics=read("diagnostics.csv"),
-                     arms=read("arms.csv"), metadata=payload, checks=checks, skipped=skipped)
+                     arms=read("arms.csv"), n_posterior=read("n_posterior.csv"),
+                     sensitivity=read("n_sensitivity.csv"), metadata=payload,
+                     checks=checks)

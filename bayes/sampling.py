@@ -15,14 +15,14 @@ result: a failing fit is flagged, never silently summarised.
 from __future__ import annotations
 
 import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from bayes import config
-from bayes.models.factorial import CellData, build_factorial
+from bayes.models.builder import ModelSpec, build_model, prefix
 from bayes.priors import PriorSet
 
 SAMPLERS = ("nutpie", "pymc")
@@ -38,8 +38,8 @@ class SamplerSettings:
     chains: int = config.DEFAULT_CHAINS
     cores: int = field(default_factory=config.default_cores)
     seed: int = config.DEFAULT_SEED
-    target_accept: float = 0.9
-    adaptation: str = "low_rank"    # nutpie mass matrix: "diag" | "low_rank"
+    target_accept: float | None = None   # None: the model family's default (config.TARGET_ACCEPT)
+    adaptation: str | None = None       # nutpie mass matrix "diag" | "low_rank"; None: family default
 
     def __post_init__(self):
         if self.sampler not in SAMPLERS:
@@ -50,6 +50,12 @@ class SamplerSettings:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def for_family(self, family: str) -> "SamplerSettings":
+        """These settings with the family's default target_accept filled in."""
+        return replace(self,
+                       target_accept=self.target_accept or config.TARGET_ACCEPT[family],
+                       adaptation=self.adaptation or config.ADAPTATION[family])
+
 
 def cell_seed(master_seed: int, key: str) -> int:
     """A 32-bit seed for one fit, from the run's seed and the cell's key."""
@@ -58,46 +64,27 @@ def cell_seed(master_seed: int, key: str) -> int:
 
 
 class ModelCache:
-    """Compiled nutpie models keyed by structure; re-used with new data."""
+    """Compiled nutpie models keyed by structure; re-used with new data.
+
+    Each entry also remembers the model's free variable names, which the
+    diagnostics gate checks.
+    """
 
     def __init__(self):
-        self._compiled: dict[tuple, object] = {}
+        self._compiled: dict[tuple, tuple[object, list[str]]] = {}
         self.compilations = 0
 
-    def compiled(self, key: tuple, build):
+    def compiled(self, key: tuple, build) -> tuple[object, list[str]]:
         if key not in self._compiled:
             import nutpie
 
-            self._compiled[key] = nutpie.compile_pymc_model(build())
+            model = build()
+            self._compiled[key] = (nutpie.compile_pymc_model(model), [rv.name for rv in model.free_RVs])
             self.compilations += 1
         return self._compiled[key]
 
 
 DEFAULT_CACHE = ModelCache()
-
-
-def _relabel(tree: xr.DataTree, data: CellData) -> xr.DataTree:
-    """Put this cell's arm/agent/combination names on a re-used model's output."""
-    labels = {"arm": list(data.design.arms), "agent": list(data.design.agents),
-              "combo": list(data.design.combos)}
-
-    def relabel(ds: xr.Dataset) -> xr.Dataset:
-        return ds.assign_coords({k: v for k, v in labels.items() if k in ds.dims})
-
-    return tree.map_over_datasets(relabel)
-
-
-def _add_data_groups(tree: xr.DataTree, data: CellData) -> xr.DataTree:
-    arms = list(data.design.arms)
-    inputs = data.model_inputs()
-    tree["observed_data"] = xr.DataTree(xr.Dataset(
-        {"mean_obs": ("arm", inputs["obs_mean"]), "var_obs": ("arm", inputs["obs_var"])},
-        coords={"arm": arms}))
-    tree["constant_data"] = xr.DataTree(xr.Dataset(
-        {"n_animals": ("arm", inputs["n_animals"]), "scale": data.scale,
-         "reported_mean": ("arm", data.mean), "reported_sd": ("arm", data.sd)},
-        coords={"arm": arms}))
-    return tree
 
 
 def _drop_object_stats(tree: xr.DataTree) -> xr.DataTree:
@@ -108,32 +95,67 @@ def _drop_object_stats(tree: xr.DataTree) -> xr.DataTree:
     return tree
 
 
-def sample_cell(data: CellData, priors: PriorSet, *, model: str, settings: SamplerSettings,
-                key: str, cache: ModelCache | None = None) -> xr.DataTree:
-    """Fit one cell; returns an ArviZ DataTree with this cell's coordinate labels."""
-    interaction = model == "factorial"
+def sample_spec(spec: ModelSpec, priors: PriorSet, *, settings: SamplerSettings, key: str,
+                cache: ModelCache | None = None) -> tuple[xr.DataTree, list[str]]:
+    """Sample one model: its ArviZ DataTree (per-cell names still prefixed) and free variables."""
     seed = cell_seed(settings.seed, key)
-    build = lambda: build_factorial(data, priors, interaction=interaction)  # noqa: E731
+    build = lambda: build_model(spec, priors)  # noqa: E731
     if settings.sampler == "nutpie":
         import nutpie
 
         cache = cache or DEFAULT_CACHE
-        compiled = cache.compiled((model, data.design.structure, priors.hash), build)
-        tree = nutpie.sample(compiled.with_data(**data.model_inputs()), draws=settings.draws,
+        compiled, free = cache.compiled((spec.structure, priors.hash), build)
+        tree = nutpie.sample(compiled.with_data(**spec.data()), draws=settings.draws,
                              tune=settings.tune, chains=settings.chains, cores=settings.cores,
                              seed=seed, target_accept=settings.target_accept, adaptation=settings.adaptation,
                              progress_bar=False, save_warmup=False)
-        tree = _relabel(tree, data)
     else:
         import pymc as pm
 
-        with build():
+        model = build()
+        free = [rv.name for rv in model.free_RVs]
+        with model:
             tree = pm.sample(draws=settings.draws, tune=settings.tune, chains=settings.chains,
                              cores=settings.cores, random_seed=seed, nuts_sampler="pymc",
                              target_accept=settings.target_accept, progressbar=False,
                              compute_convergence_checks=False)
         tree = xr.DataTree.from_dict({g: tree[g].to_dataset() for g in ("posterior", "sample_stats")})
-    return _add_data_groups(_drop_object_stats(tree), data)
+    return _drop_object_stats(tree), free
+
+
+def _strip(ds: xr.Dataset, p: str, names: list[str]) -> xr.Dataset:
+    part = ds[names]
+    part = part.rename({n: n[len(p):] for n in names})
+    dims = {d: d[len(p):] for d in part.dims if str(d).startswith(p)}
+    coords = [c for c in part.coords if c not in part.dims]
+    return part.drop_vars(coords).rename(dims)
+
+
+def split_cells(tree: xr.DataTree, spec: ModelSpec) -> tuple[list[xr.DataTree], xr.DataTree]:
+    """One ordinary ArviZ tree per cell, plus a tree of the model-level variables."""
+    post = tree["posterior"].to_dataset()
+    stats = tree["sample_stats"].to_dataset()
+    cells, used = [], set()
+    for i, cell in enumerate(spec.cells):
+        p = prefix(i)
+        names = [v for v in post.data_vars if str(v).startswith(p)]
+        used.update(names)
+        part = _strip(post, p, names)
+        j = spec.group_of(cell)
+        group = spec.groups[j]
+        part["n_weight"] = post[f"n_weight_{j}"].rename({f"n_grid_{j}": "n"})
+        reported = cell.reported()
+        const = xr.Dataset({"reported": ("arm", reported["reported"].to_numpy()),
+                            "reported_sd": ("arm", reported["reported_sd"].to_numpy()),
+                            "display": cell.display, "n_log_weight": ("n", group.log_weight)},
+                           coords={"arm": list(cell.design.arms), "n": group.grid.astype(int)})
+        out = xr.DataTree.from_dict({"posterior": part, "sample_stats": stats, "constant_data": const})
+        out.attrs.update({"study": cell.study, "endpoint": cell.endpoint, "kind": cell.kind,
+                          "better": cell.better, "cohort": cell.cohort, "n": group.note})
+        cells.append(out)
+    rest = [v for v in post.data_vars if v not in used]
+    model_tree = xr.DataTree.from_dict({"posterior": post[rest], "sample_stats": stats})
+    return cells, model_tree
 
 
 @dataclass(frozen=True)
@@ -166,21 +188,19 @@ class Diagnostics:
         return not self.problems
 
 
-def diagnose(tree: xr.DataTree, var_names: list[str] | None = None) -> Diagnostics:
-    """R-hat, bulk/tail ESS over the free parameters, and divergences."""
+def diagnose(tree: xr.DataTree, var_names: list[str]) -> Diagnostics:
+    """R-hat, bulk/tail ESS over ``var_names`` (the free parameters), and divergences."""
     import arviz as az
 
     post = tree["posterior"].to_dataset()
-    names = var_names or [v for v in ("baseline", "agent_effect", "interaction", "sd_log") if v in post]
-    table = az.summary(tree, var_names=names, kind="diagnostics")
-    chains = post.sizes["chain"]
+    table = az.summary(tree, var_names=var_names, kind="diagnostics")
     diverging = tree["sample_stats"].to_dataset()["diverging"]
     return Diagnostics(
         rhat_max=float(np.nanmax(table["r_hat"].to_numpy(float))),
         ess_bulk_min=float(np.nanmin(table["ess_bulk"].to_numpy(float))),
         ess_tail_min=float(np.nanmin(table["ess_tail"].to_numpy(float))),
         divergences=int(diverging.sum()),
-        draws=int(post.sizes["draw"]), chains=int(chains))
+        draws=int(post.sizes["draw"]), chains=int(post.sizes["chain"]))
 
 
 def diagnostics_frame(rows: list[tuple[str, str, Diagnostics]]) -> pd.DataFrame:

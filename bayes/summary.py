@@ -16,7 +16,8 @@ from bayes import config
 if TYPE_CHECKING:
     from bayes.results import FitResult
 
-LABELS = {"bliss": "Bliss", "hsa": "HSA", "ra": "RA", "interaction": "interaction", "tgi": "TGI %"}
+LABELS = {"bliss": "Bliss", "hsa": "HSA", "ra": "RA", "interaction": "interaction", "tgi": "TGI %",
+          "pooled": "synergy", "pooled_sd": "spread"}
 
 
 def _fmt(x: float, ref: str) -> str:
@@ -34,9 +35,10 @@ def format_scores(frame: pd.DataFrame, ci_prob: float) -> list[str]:
                   f"; diagnostics {first['diagnostics']}]", header]
         for _, r in block.iterrows():
             ci = f"[{_fmt(r['ci_low'], r['reference'])}, {_fmt(r['ci_high'], r['reference'])}]"
+            p = "" if pd.isna(r["p_synergy"]) else f"{r['p_synergy']:.3f}"
             lines.append(f"  {LABELS.get(r['reference'], r['reference']):<12} {r['arm']:<24} "
                          f"{_fmt(r['mean'], r['reference']):>8} {_fmt(r['sd'], r['reference']):>7}  "
-                         f"{ci:<19} {r['p_synergy']:>6.3f}")
+                         f"{ci:<19} {p:>6}")
     return lines
 
 
@@ -54,21 +56,42 @@ def format_result(result: FitResult) -> str:
         f"{sampler.get('chains')} chains x {sampler.get('draws')} draws (tune {sampler.get('tune')}), "
         f"seed {sampler.get('seed')}",
     ]
+    by_note: dict[str, list[str]] = {}
     for cell, sentence in meta.get("n_treatment", {}).items():
-        lines.append(f"n: {cell}: {sentence}")
+        by_note.setdefault(sentence, []).append(cell.split("/", 1)[-1])
+    for sentence, cells in by_note.items():
+        lines.append(f"n ({', '.join(cells)}): {sentence}")
+    lines += _n_posterior_lines(result.n_posterior)
     lines += [f"Scores are sign-aligned: positive = synergy. Bliss/HSA/RA on the log scale of arm means; "
               f"intervals are {100 * ci_prob:g}% equal-tailed; P(>0) = posterior probability of synergy "
               f"(for TGI %: of inhibition)."]
     if not result.synergy.empty:
         lines += format_scores(result.synergy, ci_prob)
+    if result.sensitivity is not None and not result.sensitivity.empty:
+        from bayes.sensitivity import format_sensitivity
+
+        lines += format_sensitivity(result.sensitivity)
     if result.checks:
         lines += ["", "Checks on the table:"]
         lines += [f"  [{status}] {message}" for _, status, message in result.checks]
-    if result.skipped:
-        lines += ["", "Not fitted:"]
-        lines += [f"  {s} / {e}: {why}" for s, e, why in result.skipped]
     lines += ["", _diagnostics_line(result)]
     return "\n".join(lines)
+
+
+def _n_posterior_lines(frame: pd.DataFrame) -> list[str]:
+    """'posterior P(n)' per cohort for every marginalised n (values with prior mass)."""
+    if frame is None or frame.empty:
+        return []
+    lines = []
+    marginal = frame[(~frame["reported"].astype(bool)) & (frame["prior"] > 0)]
+    for (study, cohort, fitted), block in marginal.groupby(["study", "cohort", "fitted_in"], sort=False):
+        if len(block) < 2:
+            continue
+        best = block.loc[block["posterior"].idxmax()]
+        shown = ", ".join(f"{int(r.n)}: {r.posterior:.2f}" for r in block.itertuples())
+        lines.append(f"  posterior P(n) for cohort {cohort} (fitted in {fitted}): {shown}; "
+                     f"most probable n = {int(best.n)}")
+    return lines
 
 
 def _diagnostics_line(result: FitResult) -> str:

@@ -15,8 +15,16 @@ for lower-is-better endpoints and ``s = -1`` for higher-is-better ones:
   ``log(A + B) - log(C + AB)``.
 * interaction: the model's interaction parameter on the log-median scale,
   sign-aligned (``-s * gamma``); equals Bliss on medians.
-* TGI% per arm (lower-is-better endpoints only): ``100 (1 - A/C)``; the
-  "P > 0" column is then the probability that the arm inhibits growth.
+* TGI% per arm (positive, lower-is-better endpoints only): ``100 (1 - A/C)``;
+  the "P > 0" column is then the probability that the arm inhibits growth.
+
+Percentages and event rates (arm probabilities p) are scored the same way on
+the probability of the *unfavourable* outcome, ``q = 1 - p`` when higher is
+better (death for % survival, unlysed targets for % lysis) and ``q = p``
+when lower is better, with s = +1.  Bliss is then independent action on that
+probability (expected ``q_AB = q_A q_B / q_C``), HSA compares with the best
+single agent, and RA adds the agents' changes in q.  The interaction row is
+the model's interaction on the logit scale, sign-aligned.
 
 Nothing here reads files or samples; a posterior in, numbers out.
 """
@@ -33,12 +41,27 @@ from bayes.design import Design
 REFERENCES = ("bliss", "hsa", "ra")
 
 SCALES = {
-    "bliss": "log ratio of arm means",
-    "hsa": "log ratio of arm means",
-    "ra": "log ratio of sums of arm means",
-    "interaction": "log median (model parameter)",
-    "tgi": "percent of control mean",
+    ("positive", "bliss"): "log ratio of arm means",
+    ("positive", "hsa"): "log ratio of arm means",
+    ("positive", "ra"): "log ratio of sums of arm means",
+    ("positive", "interaction"): "log median (model parameter)",
+    ("positive", "tgi"): "percent of control mean",
+    ("prob", "bliss"): "log ratio of probabilities of the unfavourable outcome",
+    ("prob", "hsa"): "log ratio of probabilities of the unfavourable outcome",
+    ("prob", "ra"): "log ratio of sums of probabilities of the unfavourable outcome",
+    ("prob", "interaction"): "log odds (model parameter)",
 }
+
+
+def scale_label(kind: str, reference: str) -> str:
+    return SCALES[("positive" if kind == "positive" else "prob", reference)]
+
+
+def scoring_response(arm_mean: xr.DataArray, kind: str, better: str) -> tuple[xr.DataArray, str]:
+    """(response, direction) the reference models are applied to, per endpoint kind."""
+    if kind == "positive":
+        return arm_mean, better
+    return (1.0 - arm_mean if better == "higher" else arm_mean), "lower"
 
 
 def _sign(better: str) -> float:
@@ -84,23 +107,36 @@ def summarise_draws(draws: xr.DataArray, ci_prob: float = config.CI_PROB) -> dic
             "ci_prob": ci_prob, "p_synergy": float((values > 0).mean())}
 
 
-def cell_table(posterior: xr.Dataset, design: Design, better: str, *,
+def cell_table(posterior: xr.Dataset, design: Design, kind: str, better: str, *,
                ci_prob: float = config.CI_PROB) -> pd.DataFrame:
     """All scores of one fitted cell as rows ``reference, arm, scale, mean, ...``."""
-    arm_mean = posterior["arm_mean"]
+    response, direction = scoring_response(posterior["arm_mean"], kind, better)
     rows = []
-    scores = synergy_scores(arm_mean, design, better)
+    scores = synergy_scores(response, design, direction)
     for combo in design.combos:
         for ref in REFERENCES:
-            rows.append({"reference": ref, "arm": combo, "scale": SCALES[ref],
+            rows.append({"reference": ref, "arm": combo, "scale": scale_label(kind, ref),
                          **summarise_draws(scores[ref].sel(combo=combo), ci_prob)})
         if "interaction" in posterior:
             aligned = _sign(better) * -posterior["interaction"].sel(combo=combo)
-            rows.append({"reference": "interaction", "arm": combo, "scale": SCALES["interaction"],
+            rows.append({"reference": "interaction", "arm": combo, "scale": scale_label(kind, "interaction"),
                          **summarise_draws(aligned, ci_prob)})
-    if better == "lower":
-        tgi = tgi_percent(arm_mean)
+    if kind == "positive" and better == "lower":
+        tgi = tgi_percent(posterior["arm_mean"])
         for arm in tgi["arm"].values:
-            rows.append({"reference": "tgi", "arm": str(arm), "scale": SCALES["tgi"],
+            rows.append({"reference": "tgi", "arm": str(arm), "scale": scale_label(kind, "tgi"),
                          **summarise_draws(tgi.sel(arm=arm), ci_prob)})
+    return pd.DataFrame(rows)
+
+
+def pooled_table(model_posterior: xr.Dataset, *, ci_prob: float = config.CI_PROB) -> pd.DataFrame:
+    """The joint model's population synergy (and its spread) as score rows."""
+    if "synergy_mean" not in model_posterior:
+        return pd.DataFrame()
+    scale = "standardised interaction (units of the interaction prior sd)"
+    rows = [{"reference": "pooled", "arm": "all combinations", "scale": scale,
+             **summarise_draws(model_posterior["synergy_mean"], ci_prob)}]
+    spread = summarise_draws(model_posterior["synergy_sd"], ci_prob)
+    spread["p_synergy"] = float("nan")  # a spread has no direction
+    rows.append({"reference": "pooled_sd", "arm": "between endpoints", "scale": scale, **spread})
     return pd.DataFrame(rows)

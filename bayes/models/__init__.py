@@ -2,6 +2,7 @@
 ``pm.Data`` containers, so a compiled model can be refitted with new numbers
 of the same shape (see :mod:`bayes.sampling`)."""
 
-from bayes.models.factorial import MODEL_NAMES, CellData, build_factorial, cell_data
+from bayes.models.builder import MODEL_NAMES, ModelSpec, build_model
+from bayes.models.cells import Cell, make_cell
 
-__all__ = ["MODEL_NAMES", "CellData", "build_factorial", "cell_data"]
+__all__ = ["MODEL_NAMES", "ModelSpec", "build_model", "Cell", "make_cell"]

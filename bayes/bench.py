@@ -1,0 +1,409 @@
+"""``bayes bench``: how much the compile-once sampling path saves, measured.
+
+What is measured, in ONE process, on the SAME model (the built-in seed
+study's tumour-volume cell, ``build_factorial(cell_data(rows, 10), priors)``)
+and with the SAME draws / tune / chains / cores for every path, so each fit
+yields ``chains x draws`` posterior samples whichever path made it:
+
+* **plain** -- ``pm.sample()`` with PyMC's defaults otherwise.  On this stack
+  that runs nutpie *through* ``pm.sample``, which calls
+  ``nutpie.compile_pymc_model`` on every call.  Timed: the first call (cold:
+  compile + sample) and ``K`` further calls after ``pm.set_data`` with new
+  data (each recompiles, so K is small).
+* **ours** -- :func:`bayes.sampling.sample_cell` with a fresh
+  :class:`~bayes.sampling.ModelCache`: one compilation, then every refit swaps
+  the ``pm.Data`` values (``with_data``).  Timed: the first fit (cold) and
+  ``N`` refits; throughput is refits per second of sampling wall time.
+* **cli** -- the wall time of ``bayes fit`` on the built-in study in a fresh
+  subprocess: imports, compilation and all fittable cells, i.e. what a user
+  waits for.
+
+Why: the package's design claim is that compiling once per model structure
+and swapping data makes refits (many cells, simulation studies, sensitivity
+runs) cheap.  This turns that claim into numbers recorded with the machine
+and settings they were measured on.  Performance is measured, never asserted:
+the tests check the arithmetic and plumbing, not the speed.
+
+Order and fairness: ``ours`` runs first, so it pays the process's one-time
+costs (first numba/LLVM use, first nutpie sample); the plain path then runs
+with those already paid.  That biases the comparison *against* ours.  The
+refit datasets are simulated once from a seeded generator and the same tables
+are fed to both paths, with the same per-fit master seeds.  The paths differ only in
+what each does by default: ours uses ``target_accept=0.9`` and a low-rank
+mass matrix, plain uses nutpie's defaults through PyMC (target 0.8, diagonal
+mass matrix) and also runs PyMC's convergence checks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from bayes import config
+from bayes.errors import BayesError
+
+STUDY, ENDPOINT = "imatinib_il2_melanoma", "tumor_volume"
+N_ASSUMED = 10
+CHAINS = config.DEFAULT_CHAINS
+DEFAULT_FITS, DEFAULT_PLAIN_FITS = 20, 3
+QUICK = {"fits": 3, "plain_fits": 1, "draws": 200, "tune": 200}
+DEFAULT_OUT = "bench.json"
+
+
+# --------------------------------------------------------------------------- results
+
+@dataclass
+class Timing:
+    """Seconds for one path: the cold first fit, then each refit with new data."""
+
+    label: str
+    cold_seconds: float
+    refit_seconds: list[float] = field(default_factory=list)
+    compilations: int | None = None   # counted, not assumed
+    samples_per_fit: int = 0          # chains x draws
+
+    @property
+    def per_fit(self) -> float:
+        """Median seconds per warm refit (robust to one noisy fit)."""
+        return statistics.median(self.refit_seconds) if self.refit_seconds else float("nan")
+
+    @property
+    def throughput(self) -> float:
+        """Refits per second: number of refits / their total seconds."""
+        total = sum(self.refit_seconds)
+        return len(self.refit_seconds) / total if total > 0 else float("nan")
+
+    def to_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "per_fit_seconds": self.per_fit,
+                "fits_per_second": self.throughput}
+
+
+@dataclass
+class CliTiming:
+    """Wall time of ``bayes fit`` in a fresh process (imports + compile + fits)."""
+
+    seconds: float
+    returncode: int
+    command: list[str]
+    cells_fitted: int | None = None
+    compilations: int | None = None
+
+
+def ratios(plain: Timing, ours: Timing) -> dict[str, float]:
+    """Speed-ups of ours over plain; > 1 means ours is faster.
+
+    cold: plain cold / ours cold; refit: plain per-fit / ours per-fit
+    (medians); throughput: ours fits/s / plain fits/s.
+    """
+    def div(a: float, b: float) -> float:
+        return a / b if b > 0 else float("nan")
+
+    return {"cold": div(plain.cold_seconds, ours.cold_seconds),
+            "refit": div(plain.per_fit, ours.per_fit),
+            "throughput": div(ours.throughput, plain.throughput)}
+
+
+# --------------------------------------------------------------------------- inputs
+
+def seed_cell():
+    """CellData of the built-in study's tumour-volume cell (n = 10 assumed)."""
+    from bayes.data import load_builtin
+    from bayes.models.factorial import cell_data
+
+    return cell_data(load_builtin("seed").cell(STUDY, ENDPOINT), N_ASSUMED)
+
+
+def simulated_cells(data, count: int, seed: int) -> list:
+    """``count`` new tables of the same shape, simulated around the cell's means and SDs.
+
+    Each arm's log-normal parameters are moment-matched to its reported mean
+    and SD; ``n`` animals are drawn per arm and summarised like a paper.
+    """
+    from bayes.simulate import simulate_summaries
+
+    sd_log = np.sqrt(np.log1p((data.sd / data.mean) ** 2))
+    log_median = np.log(data.mean) - sd_log**2 / 2
+    rng = np.random.default_rng(seed)
+    cells = []
+    for _ in range(count):
+        mean, sd = simulate_summaries(log_median, sd_log, data.n, rng)
+        cells.append(dataclasses.replace(data, mean=mean, sd=sd, scale=float(mean[0])))
+    return cells
+
+
+def fit_seed(seed: int, i: int) -> int:
+    """The per-fit seed both paths use for fit ``i`` (0 = cold fit)."""
+    from bayes.sampling import cell_seed
+
+    return cell_seed(seed, f"bench/{i}")
+
+
+def _cores(cores: int | None) -> int:
+    return int(cores) if cores else config.default_cores()
+
+
+# --------------------------------------------------------------------------- measuring
+
+def measure_ours(fits: int = DEFAULT_FITS, draws: int = config.DEFAULT_DRAWS,
+                 tune: int = config.DEFAULT_TUNE, *, chains: int = CHAINS, cores: int | None = None,
+                 seed: int = config.DEFAULT_SEED) -> Timing:
+    """``sample_cell`` with a fresh ModelCache: cold first fit, then ``fits`` refits."""
+    from bayes.priors import load_prior_set
+    from bayes.sampling import ModelCache, SamplerSettings, sample_cell
+
+    data, priors, cache = seed_cell(), load_prior_set(), ModelCache()
+    settings = SamplerSettings(draws=draws, tune=tune, chains=chains, cores=_cores(cores), seed=seed)
+
+    def one(cell, i: int) -> float:
+        # sample_cell seeds each fit with cell_seed(settings.seed, key) == fit_seed(seed, i)
+        start = time.perf_counter()
+        sample_cell(cell, priors, model="factorial", settings=settings, key=f"bench/{i}", cache=cache)
+        return time.perf_counter() - start
+
+    cold = one(data, 0)
+    refits = [one(cell, i) for i, cell in enumerate(simulated_cells(data, fits, seed), start=1)]
+    return Timing("ours: sample_cell + ModelCache", cold, refits, cache.compilations, chains * draws)
+
+
+@contextlib.contextmanager
+def counting_nutpie_compiles():
+    """Count ``nutpie.compile_pymc_model`` calls (pm.sample looks it up at call time)."""
+    import nutpie
+
+    original, calls = nutpie.compile_pymc_model, [0]
+
+    def counted(*args, **kwargs):
+        calls[0] += 1
+        return original(*args, **kwargs)
+
+    nutpie.compile_pymc_model = counted
+    try:
+        yield calls
+    finally:
+        nutpie.compile_pymc_model = original
+
+
+def measure_plain(fits: int = DEFAULT_PLAIN_FITS, draws: int = config.DEFAULT_DRAWS,
+                  tune: int = config.DEFAULT_TUNE, *, chains: int = CHAINS, cores: int | None = None,
+                  seed: int = config.DEFAULT_SEED) -> Timing:
+    """Plain ``pm.sample``: cold first call, then ``fits`` calls after ``pm.set_data``."""
+    import pymc as pm
+
+    from bayes.models.factorial import build_factorial
+    from bayes.priors import load_prior_set
+
+    data = seed_cell()
+    model = build_factorial(data, load_prior_set())
+
+    def one(cell, i: int) -> float:
+        start = time.perf_counter()
+        with model:
+            pm.set_data(cell.model_inputs())
+            pm.sample(draws, tune=tune, chains=chains, cores=_cores(cores),
+                      random_seed=fit_seed(seed, i), progressbar=False)
+        return time.perf_counter() - start
+
+    with counting_nutpie_compiles() as compiles:
+        cold = one(data, 0)
+        refits = [one(cell, i) for i, cell in enumerate(simulated_cells(data, fits, seed), start=1)]
+    return Timing("plain: pm.sample() defaults", cold, refits, compiles[0], chains * draws)
+
+
+def cli_command(out_dir: str, *, draws: int, tune: int, cores: int, seed: int) -> list[str]:
+    return [sys.executable, "-m", "bayes.cli", "fit", "--out", out_dir, "--force", "--quiet",
+            "--draws", str(draws), "--tune", str(tune), "--chains", str(CHAINS),
+            "--cores", str(cores), "--seed", str(seed)]
+
+
+def measure_cli(*, draws: int = config.DEFAULT_DRAWS, tune: int = config.DEFAULT_TUNE,
+                cores: int | None = None, seed: int = config.DEFAULT_SEED,
+                timeout: float = 1800) -> CliTiming:
+    """``bayes fit`` on the built-in study in a fresh subprocess, wall time."""
+    with tempfile.TemporaryDirectory(prefix="bayes-bench-") as tmp:
+        out = os.path.join(tmp, "out")
+        command = cli_command(out, draws=draws, tune=tune, cores=_cores(cores), seed=seed)
+        start = time.perf_counter()
+        proc = subprocess.run(command, cwd=tmp, capture_output=True, text=True, timeout=timeout)
+        seconds = time.perf_counter() - start
+        cells, compilations = _cli_run_facts(Path(out) / "run.json")
+    if proc.returncode not in (0, 3):   # 3: written, but a diagnostics gate failed
+        raise BayesError(f"'bayes fit' failed with exit code {proc.returncode}: {proc.stderr.strip()[-500:]}")
+    return CliTiming(seconds, proc.returncode, command, cells, compilations)
+
+
+def _cli_run_facts(run_json: Path) -> tuple[int | None, int | None]:
+    """(cells fitted, compilations) from the run.json ``bayes fit`` wrote, if readable."""
+    try:
+        payload = json.loads(run_json.read_text())
+    except (OSError, ValueError):
+        return None, None
+    return len(payload.get("n_treatment", {})), payload.get("compilations")
+
+
+# --------------------------------------------------------------------------- reporting
+
+def machine_info() -> dict:
+    from importlib.metadata import version
+
+    def ver(name: str) -> str:
+        try:
+            return version(name)
+        except Exception:
+            return "not installed"
+
+    return {"cpu_count": os.cpu_count(), "python": platform.python_version(),
+            "platform": platform.platform(), "pymc": ver("pymc"), "nutpie": ver("nutpie"),
+            "pytensor": ver("pytensor"), "bayes": ver("bayes-synergy")}
+
+
+def report(plain: Timing, ours: Timing, cli: CliTiming | None, settings: dict, machine: dict) -> dict:
+    """Everything the JSON file holds (and the printed table shows)."""
+    return {"created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "what": f"{STUDY}/{ENDPOINT} factorial model, n = {N_ASSUMED} assumed; both paths "
+                    f"produce {settings['chains']} x {settings['draws']} posterior samples per fit",
+            "order": "ours first (pays process one-time costs), then plain, then cli",
+            "machine": machine, "settings": settings,
+            "plain": plain.to_dict(), "ours": ours.to_dict(),
+            "cli": dataclasses.asdict(cli) if cli else None,
+            "ratios": ratios(plain, ours)}
+
+
+def format_report(rep: dict) -> str:
+    p, o, c, r, s, m = (rep[k] for k in ("plain", "ours", "cli", "ratios", "settings", "machine"))
+    lines = [
+        f"bayes bench  {rep['created']}",
+        f"model: {rep['what']}",
+        f"settings: draws={s['draws']} tune={s['tune']} chains={s['chains']} cores={s['cores']} "
+        f"seed={s['seed']}  (identical for every path)",
+        f"machine: {m['cpu_count']} CPUs, Python {m['python']}, pymc {m['pymc']}, nutpie {m['nutpie']}, "
+        f"pytensor {m['pytensor']}",
+        f"order: {rep['order']}",
+        "",
+        f"{'path':<32} {'cold fit s':>10} {'refits':>6} {'s/refit':>9} {'fits/s':>8} {'compiles':>8}",
+    ]
+    for t in (p, o):
+        lines.append(f"{t['label']:<32} {t['cold_seconds']:>10.2f} {len(t['refit_seconds']):>6} "
+                     f"{t['per_fit_seconds']:>9.3f} {t['fits_per_second']:>8.2f} {t['compilations']!s:>8}")
+    if c:
+        lines.append(f"{'cli: bayes fit (fresh process)':<32} {c['seconds']:>10.2f}   wall time incl. "
+                     f"imports; {c['cells_fitted']} cells, {c['compilations']} compilation(s), "
+                     f"exit {c['returncode']}")
+    lines += [
+        "",
+        f"cold-fit ratio   (plain / ours)          {r['cold']:8.2f}x",
+        f"refit ratio      (plain s/fit / ours)    {r['refit']:8.2f}x",
+        f"throughput ratio (ours fits/s / plain)   {r['throughput']:8.2f}x",
+        "s/refit is the median over refits; fits/s = refits / their total seconds.",
+    ]
+    return "\n".join(lines)
+
+
+def write_json(payload: dict, path: str | os.PathLike, *, force: bool = False) -> Path:
+    """Write ``payload`` atomically (temp file in the same folder + os.replace).
+
+    Refuses to replace an existing file unless ``force``.
+    """
+    target = Path(path)
+    if target.exists() and not force:
+        raise BayesError(f"{target} already exists; pass --force to replace it, or choose another --out")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(payload, handle, indent=2)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return target
+
+
+# --------------------------------------------------------------------------- CLI
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a whole number >= 1")
+    return value
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``bench`` on an argparse subparsers object; returns its parser."""
+    p = subparsers.add_parser(
+        "bench", help="time plain pm.sample() against compile-once refits and 'bayes fit'",
+        description="Time plain pm.sample() against bayes' compile-once refits and a cold 'bayes fit', "
+                    "on the same model with the same draws/tune/chains.")
+    p.add_argument("--fits", type=_positive_int, default=None,
+                   help=f"refits to time on the compile-once path (default {DEFAULT_FITS}; "
+                        f"quick {QUICK['fits']})")
+    p.add_argument("--plain-fits", type=_positive_int, default=None,
+                   help=f"refits to time with plain pm.sample, ~10 s each (default {DEFAULT_PLAIN_FITS}; "
+                        f"quick {QUICK['plain_fits']})")
+    p.add_argument("--draws", type=_positive_int, default=None,
+                   help=f"draws per chain (default {config.DEFAULT_DRAWS}; quick {QUICK['draws']})")
+    p.add_argument("--tune", type=_positive_int, default=None,
+                   help=f"tuning steps per chain (default {config.DEFAULT_TUNE}; quick {QUICK['tune']})")
+    p.add_argument("--cores", type=_positive_int, default=config.default_cores(),
+                   help="cores for sampling (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=config.DEFAULT_SEED)
+    p.add_argument("--out", default=DEFAULT_OUT, help="JSON file to write (default: %(default)s)")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.add_argument("--quick", action="store_true", help="fewer fits and draws: a smoke run")
+    p.add_argument("--no-cli", action="store_true", help="skip the fresh-process 'bayes fit' timing")
+    return p
+
+
+def resolve_settings(args) -> dict:
+    """Sampling settings from parsed args: explicit options win, then --quick, then defaults."""
+    base = QUICK if args.quick else {"fits": DEFAULT_FITS, "plain_fits": DEFAULT_PLAIN_FITS,
+                                     "draws": config.DEFAULT_DRAWS, "tune": config.DEFAULT_TUNE}
+    chosen = {k: getattr(args, k) if getattr(args, k) is not None else v for k, v in base.items()}
+    return {**chosen, "chains": CHAINS, "cores": args.cores, "seed": args.seed, "quick": args.quick}
+
+
+def run(args) -> int:
+    """The ``bench`` command: measure, print, write ``--out``; returns the exit code."""
+    out = Path(args.out)
+    if out.exists() and not args.force:   # refuse before spending minutes measuring
+        raise BayesError(f"{out} already exists; pass --force to replace it, or choose another --out")
+    s = resolve_settings(args)
+    common = {"draws": s["draws"], "tune": s["tune"], "chains": s["chains"], "cores": s["cores"],
+              "seed": s["seed"]}
+    say = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    say("bench: importing pymc/nutpie (not timed)")
+    import nutpie  # noqa: F401  (imports happen before any timing, for every path)
+    import pymc  # noqa: F401
+    say(f"bench: ours, 1 cold fit + {s['fits']} refits")
+    ours = measure_ours(s["fits"], **common)
+    say(f"bench: plain pm.sample, 1 cold fit + {s['plain_fits']} refits (each recompiles)")
+    plain = measure_plain(s["plain_fits"], **common)
+    cli = None
+    if not args.no_cli:
+        say("bench: 'bayes fit' in a fresh process")
+        cli = measure_cli(draws=s["draws"], tune=s["tune"], cores=s["cores"], seed=s["seed"])
+    rep = report(plain, ours, cli, s, machine_info())
+    print(format_report(rep))
+    write_json(rep, out, force=args.force)
+    print(f"\nWrote {out}")
+    return 0

@@ -1,0 +1,137 @@
+"""Build the PyMC model for one cell (factorial / additive) or many (joint).
+
+On its link scale (log for positive values, logit for percentages and
+rates) each arm of a cell is ``eta = baseline + sum(agent effects) +
+interaction``.  Families:
+
+* ``factorial``: one cell, independent priors, interaction per combination;
+* ``additive``: the same without interactions;
+* ``joint``: every cell of every study in one model.  Agent effects are
+  shared by (endpoint, agent) with study-level random deviations when an
+  endpoint appears in several studies; each interaction is written as a
+  sign-aligned, standardised synergy ``delta = -s * gamma / sigma`` (``s`` = +1
+  when lower is better, ``sigma`` the interaction prior's sd on that link),
+  and the deltas of all endpoints are partially pooled around a population
+  synergy ``synergy_mean`` with spread ``synergy_sd`` (non-centred).
+
+Unknown n is summed out per study x cohort (:mod:`bayes.nprior`): the
+cohort's log-likelihood at each candidate n is combined with the prior
+weights by ``logsumexp`` in a ``pm.Potential``, and the posterior weights of
+n are kept as a Deterministic.  Per-cell variables carry the prefix ``c<i>_``
+(dims too) so :func:`split_cells` can hand each cell an ordinary ArviZ tree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+from pytensor.tensor.special import softmax
+
+from bayes import likelihoods as lik
+from bayes.models.cells import Cell
+from bayes.nprior import CohortN
+from bayes.priors import PriorSet
+
+MODEL_NAMES = ("factorial", "additive", "joint")
+
+
+def prefix(i: int) -> str:
+    return f"c{i}_"
+
+
+def prior_key(parameter: str, link: str) -> str:
+    return parameter if link == "log" else f"{parameter}_logit"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a built model contains: the cells and the n groups, in order."""
+
+    family: str
+    cells: tuple[Cell, ...]
+    groups: tuple[CohortN, ...]
+
+    def group_of(self, cell: Cell) -> int:
+        return next(i for i, g in enumerate(self.groups)
+                    if (g.study, g.cohort) == (cell.study, cell.cohort))
+
+    def data(self) -> dict[str, np.ndarray]:
+        """Every pm.Data value, by name (swap these into a compiled model)."""
+        out = {}
+        for i, cell in enumerate(self.cells):
+            group = self.groups[self.group_of(cell)]
+            from bayes.nprior import n_matrix
+
+            for name, value in cell.inputs(n_matrix(cell.rows, group.grid)).items():
+                out[prefix(i) + name] = value
+        for j, group in enumerate(self.groups):
+            out[f"n_log_weight_{j}"] = group.log_weight
+        return out
+
+    @property
+    def structure(self) -> tuple:
+        return (self.family, tuple(c.structure for c in self.cells),
+                tuple(len(g.grid) for g in self.groups))
+
+
+def _cell_likelihood(i: int, cell: Cell, eta, data: dict, priors: PriorSet):
+    """(log-likelihood (G, arm), arm_mean on the model scale) of one cell."""
+    p, dims = prefix(i), f"{prefix(i)}arm"
+    if cell.kind == "rate":
+        k = pm.Data(p + "k", data[p + "k"])
+        n = pm.Data(p + "n", data[p + "n"])
+        return lik.binomial_loglik(k, n, eta), pt.sigmoid(eta)
+    obs_mean = pm.Data(p + "obs_mean", data[p + "obs_mean"], dims=dims)
+    obs_var = pm.Data(p + "obs_var", data[p + "obs_var"])
+    n = pm.Data(p + "n", data[p + "n"])
+    if cell.kind == "positive":
+        sd_log = priors["sd_log"].create_variable(p + "sd_log", dims=dims)
+        mean, var, kurt = lik.lognormal_moments(eta, sd_log)
+    else:
+        precision = priors["precision"].create_variable(p + "precision", dims=dims)
+        mean, var, kurt = lik.beta_moments(pt.sigmoid(eta), precision)
+    return lik.summary_loglik(obs_mean, obs_var, mean, var, kurt, n), mean
+
+
+def _independent_effects(i: int, cell: Cell, priors: PriorSet, interaction: bool):
+    p, d = prefix(i), cell.design
+    baseline = priors[prior_key("baseline", cell.link)].create_variable(p + "baseline")
+    agent = priors[prior_key("agent_effect", cell.link)].create_variable(p + "agent_effect", dims=p + "agent")
+    eta = baseline + pt.dot(d.agent_matrix, agent)
+    if interaction and d.combos:
+        gamma = priors[prior_key("interaction", cell.link)].create_variable(p + "interaction", dims=p + "combo")
+        eta = eta + pt.dot(d.interaction_matrix, gamma)
+    return eta
+
+
+def build_model(spec: ModelSpec, priors: PriorSet) -> pm.Model:
+    coords = {}
+    for i, cell in enumerate(spec.cells):
+        coords[prefix(i) + "arm"] = list(cell.design.arms)
+        coords[prefix(i) + "agent"] = list(cell.design.agents)
+        coords[prefix(i) + "combo"] = list(cell.design.combos)
+    for j, group in enumerate(spec.groups):
+        coords[f"n_grid_{j}"] = [int(v) for v in group.grid]
+    data = spec.data()
+    with pm.Model(coords=coords) as model:
+        if spec.family == "joint":
+            from bayes.models.joint import joint_effects
+
+            etas = joint_effects(spec, priors)
+        else:
+            etas = [_independent_effects(i, c, priors, spec.family == "factorial")
+                    for i, c in enumerate(spec.cells)]
+        per_group = [[] for _ in spec.groups]
+        for i, (cell, eta) in enumerate(zip(spec.cells, etas)):
+            loglik, arm_mean = _cell_likelihood(i, cell, eta, data, priors)
+            pm.Deterministic(prefix(i) + "arm_mean", arm_mean, dims=prefix(i) + "arm")
+            per_group[spec.group_of(cell)].append(loglik.sum(axis=1))
+        for j, terms in enumerate(per_group):
+            log_w = pm.Data(f"n_log_weight_{j}", data[f"n_log_weight_{j}"], dims=f"n_grid_{j}")
+            total = log_w + sum(terms)
+            pm.Potential(f"loglik_{j}", pt.logsumexp(total))
+            pm.Deterministic(f"n_weight_{j}", softmax(total), dims=f"n_grid_{j}")
+    return model

@@ -1,0 +1,108 @@
+"""Latent effects of the joint hierarchical model (all cells in one model).
+
+Units of pooling:
+
+* agent units ``(endpoint, agent)``: one mean effect each, with independent
+  priors from the prior set; when the unit appears in two or more studies,
+  each study's effect deviates from the mean by ``study_sd_effect * z``;
+* synergy units ``(endpoint, combination)``: the sign-aligned standardised
+  interaction ``delta = synergy_mean + synergy_sd * z`` (positive = synergy,
+  in units of that link's interaction prior sd); each study's interaction
+  deviates by ``study_sd_synergy * z`` (same units) when several studies
+  share the unit.  The link-scale interaction is ``gamma = -s * sigma * delta``.
+* baselines and nuisance parameters stay per cell.
+
+Everything is non-centred.  Effect and interaction priors must be Normal
+here (their mu and sigma define the units); other priors are used as given.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+
+from bayes.errors import InputError
+from bayes.models.builder import ModelSpec, prefix, prior_key
+from bayes.priors import PriorSet
+
+
+def _normal_params(priors: PriorSet, key: str) -> tuple[float, float]:
+    prior = priors[key]
+    if prior.dist != "Normal" or not all(isinstance(prior.kwargs.get(k), float) for k in ("mu", "sigma")):
+        raise InputError(priors.source, f"the joint model needs a Normal prior with numeric mu and sigma "
+                         f"for '{key}', not {prior}", column=f"priors.{key}")
+    return prior.kwargs["mu"], prior.kwargs["sigma"]
+
+
+def _units(spec: ModelSpec, what: str) -> tuple[list[tuple[str, str]], dict[tuple[str, str], set[str]]]:
+    units, studies = [], {}
+    for cell in spec.cells:
+        labels = cell.design.agents if what == "agent" else cell.design.combos
+        for label in labels:
+            unit = (cell.endpoint, label)
+            if unit not in studies:
+                units.append(unit)
+                studies[unit] = set()
+            studies[unit].add(cell.study)
+    return units, studies
+
+
+def _study_deviation(name: str, units, studies, spec: ModelSpec, priors: PriorSet):
+    """z-deviations per (study, unit) for units in >= 2 studies, and their scale."""
+    shared = [(s, u) for u in units if len(studies[u]) > 1 for s in sorted(studies[u])]
+    if not shared:
+        return {}, None
+    sd = priors["study_sd"].create_variable(f"study_sd_{name}")
+    z = pm.Normal(f"study_z_{name}", 0.0, 1.0, shape=len(shared))
+    return {key: z[i] for i, key in enumerate(shared)}, sd
+
+
+def joint_effects(spec: ModelSpec, priors: PriorSet) -> list:
+    """Link-scale arm values (one tensor per cell) of the joint model."""
+    agent_units, agent_studies = _units(spec, "agent")
+    syn_units, syn_studies = _units(spec, "combo")
+    links = {c.endpoint: c.link for c in spec.cells}
+    signs = {c.endpoint: c.sign for c in spec.cells}
+
+    model = pm.modelcontext(None)
+    model.add_coord("agent_unit", [f"{e}: {a}" for e, a in agent_units])
+    model.add_coord("synergy_unit", [f"{e}: {c}" for e, c in syn_units])
+    mus, sigmas = zip(*(_normal_params(priors, prior_key("agent_effect", links[e])) for e, _ in agent_units))
+    agent_mean = pm.Normal("agent_effect_mean", mu=np.array(mus), sigma=np.array(sigmas), dims="agent_unit")
+    agent_dev, agent_sd = _study_deviation("effect", agent_units, agent_studies, spec, priors)
+
+    delta = None
+    if syn_units:
+        synergy_mean = priors["synergy_mean"].create_variable("synergy_mean")
+        synergy_sd = priors["synergy_sd"].create_variable("synergy_sd")
+        z = pm.Normal("synergy_z", 0.0, 1.0, dims="synergy_unit")
+        delta = pm.Deterministic("synergy", synergy_mean + synergy_sd * z, dims="synergy_unit")
+    syn_dev, syn_sd = _study_deviation("synergy", syn_units, syn_studies, spec, priors)
+
+    etas = []
+    for i, cell in enumerate(spec.cells):
+        p, d = prefix(i), cell.design
+        baseline = priors[prior_key("baseline", cell.link)].create_variable(p + "baseline")
+        effects = []
+        for agent in d.agents:
+            unit = (cell.endpoint, agent)
+            value = agent_mean[agent_units.index(unit)]
+            if (cell.study, unit) in agent_dev:
+                value = value + agent_sd * agent_dev[(cell.study, unit)]
+            effects.append(value)
+        agent = pm.Deterministic(p + "agent_effect", pt.stack(effects), dims=p + "agent")
+        eta = baseline + pt.dot(d.agent_matrix, agent)
+        if d.combos:
+            _, sigma = _normal_params(priors, prior_key("interaction", cell.link))
+            gammas = []
+            for combo in d.combos:
+                unit = (cell.endpoint, combo)
+                value = delta[syn_units.index(unit)]
+                if (cell.study, unit) in syn_dev:
+                    value = value + syn_sd * syn_dev[(cell.study, unit)]
+                gammas.append(-signs[cell.endpoint] * sigma * value)
+            gamma = pm.Deterministic(p + "interaction", pt.stack(gammas), dims=p + "combo")
+            eta = eta + pt.dot(d.interaction_matrix, gamma)
+        etas.append(eta)
+    return etas

@@ -1,0 +1,166 @@
+"""Unit tests for bayes.bench: parser, ratio arithmetic, JSON writer, report.
+
+Performance is measured, never asserted: nothing here checks a speed.  One
+integration smoke test samples ``measure_ours`` with tiny settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+import numpy as np
+import pytest
+
+from bayes import bench, config
+from bayes.errors import BayesError
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="bayes")
+    sub = parser.add_subparsers(dest="command", required=True)
+    bench.add_parser(sub)
+    return parser.parse_args(["bench", *argv])
+
+
+def timing(cold: float, refits: list[float], label: str = "t") -> bench.Timing:
+    return bench.Timing(label, cold, refits, compilations=1, samples_per_fit=4000)
+
+
+# --------------------------------------------------------------------------- parser
+
+def test_parser_defaults():
+    args = parse()
+    s = bench.resolve_settings(args)
+    assert args.out == "bench.json" and not args.force and not args.quick and not args.no_cli
+    assert s == {"fits": 20, "plain_fits": 3, "draws": 1000, "tune": 1000, "chains": 4,
+                 "cores": config.default_cores(), "seed": config.DEFAULT_SEED, "quick": False}
+
+
+def test_parser_accepts_options():
+    args = parse("--fits", "5", "--draws", "300", "--tune", "200", "--seed", "3",
+                 "--out", "x.json", "--force", "--cores", "1", "--plain-fits", "2")
+    s = bench.resolve_settings(args)
+    assert (s["fits"], s["plain_fits"], s["draws"], s["tune"], s["seed"], s["cores"]) == (5, 2, 300, 200, 3, 1)
+    assert args.out == "x.json" and args.force
+
+
+def test_quick_lowers_defaults_but_explicit_options_win():
+    s = bench.resolve_settings(parse("--quick"))
+    assert {k: s[k] for k in bench.QUICK} == bench.QUICK and s["quick"]
+    s = bench.resolve_settings(parse("--quick", "--fits", "7"))
+    assert s["fits"] == 7 and s["draws"] == bench.QUICK["draws"]
+
+
+@pytest.mark.parametrize("argv", [["--fits", "0"], ["--fits", "-2"], ["--fits", "two"],
+                                  ["--draws", "0"], ["--tune", "1.5"], ["--seed", "x"],
+                                  ["--bogus"], ["--out"]])
+def test_parser_rejects_bad_options(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        parse(*argv)
+    assert exc.value.code == 2
+    assert "error" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- arithmetic
+
+def test_timing_median_and_throughput():
+    t = timing(10.0, [0.2, 0.4, 0.3, 0.1])
+    assert t.per_fit == pytest.approx(0.25)          # median of 0.1, 0.2, 0.3, 0.4
+    assert t.throughput == pytest.approx(4 / 1.0)    # 4 refits in 1.0 s
+    empty = timing(1.0, [])
+    assert np.isnan(empty.per_fit) and np.isnan(empty.throughput)
+
+
+def test_ratios_on_hand_made_numbers():
+    plain = timing(30.0, [10.0, 12.0, 11.0])         # median 11, 3 fits / 33 s
+    ours = timing(15.0, [0.2, 0.2, 0.3, 0.3])        # median 0.25, 4 fits / 1.0 s
+    r = bench.ratios(plain, ours)
+    assert r["cold"] == pytest.approx(2.0)
+    assert r["refit"] == pytest.approx(11 / 0.25)
+    assert r["throughput"] == pytest.approx(4.0 / (3 / 33))
+
+
+def test_ratios_with_zero_time_are_nan_not_errors():
+    r = bench.ratios(timing(1.0, [1.0]), timing(0.0, []))
+    assert np.isnan(r["cold"]) and np.isnan(r["refit"])
+
+
+def test_report_and_table_mention_settings_and_samples():
+    plain, ours = timing(30.0, [10.0], "plain"), timing(15.0, [0.2, 0.3], "ours")
+    cli = bench.CliTiming(40.0, 0, ["python"], cells_fitted=2, compilations=1)
+    settings = {"fits": 2, "plain_fits": 1, "draws": 1000, "tune": 1000, "chains": 4, "cores": 2,
+                "seed": 1, "quick": False}
+    rep = bench.report(plain, ours, cli, settings, bench.machine_info())
+    json.dumps(rep)                                   # JSON-serialisable as written
+    assert rep["ratios"]["cold"] == pytest.approx(2.0) and "created" in rep
+    text = bench.format_report(rep)
+    assert "4 x 1000 posterior samples" in text and "draws=1000 tune=1000 chains=4" in text
+    assert "2.00x" in text and "cli: bayes fit" in text
+
+
+# --------------------------------------------------------------------------- inputs
+
+def test_simulated_cells_keep_shape_and_are_seeded():
+    data = bench.seed_cell()
+    a, b = bench.simulated_cells(data, 2, seed=5), bench.simulated_cells(data, 2, seed=5)
+    assert len(a) == 2 and a[0].mean.shape == data.mean.shape and a[0].design == data.design
+    assert np.array_equal(a[1].mean, b[1].mean) and not np.array_equal(a[0].mean, a[1].mean)
+    assert a[0].scale == a[0].mean[0]
+
+
+def test_cli_command_pins_the_same_settings():
+    cmd = bench.cli_command("/tmp/o", draws=100, tune=50, cores=2, seed=9)
+    assert cmd[1:8] == ["-m", "bayes.cli", "fit", "--out", "/tmp/o", "--force", "--quiet"]
+    assert cmd[cmd.index("--draws") + 1] == "100" and cmd[cmd.index("--chains") + 1] == "4"
+
+
+# --------------------------------------------------------------------------- writer
+
+def test_write_json_writes_and_refuses_to_overwrite(tmp_path):
+    path = tmp_path / "sub" / "bench.json"
+    assert bench.write_json({"a": 1}, path) == path
+    assert json.loads(path.read_text()) == {"a": 1}
+    with pytest.raises(BayesError, match="--force"):
+        bench.write_json({"a": 2}, path)
+    assert json.loads(path.read_text()) == {"a": 1}
+    bench.write_json({"a": 3}, path, force=True)
+    assert json.loads(path.read_text()) == {"a": 3}
+    assert os.listdir(path.parent) == ["bench.json"]   # no temp files left behind
+
+
+def test_write_json_is_atomic_on_failure(tmp_path):
+    path = tmp_path / "bench.json"
+    path.write_text('{"old": true}')
+    with pytest.raises(TypeError):
+        bench.write_json({"bad": object()}, path, force=True)   # not JSON-serialisable
+    assert json.loads(path.read_text()) == {"old": True}       # old file untouched
+    assert os.listdir(tmp_path) == ["bench.json"]               # temp file removed
+
+
+def test_write_json_uses_os_replace(tmp_path, monkeypatch):
+    calls = []
+    real = os.replace
+    monkeypatch.setattr(os, "replace", lambda src, dst: (calls.append((src, dst)), real(src, dst)))
+    path = tmp_path / "bench.json"
+    bench.write_json({"a": 1}, path)
+    assert len(calls) == 1 and os.path.dirname(calls[0][0]) == str(tmp_path) and calls[0][1] == path
+
+
+def test_run_refuses_existing_out_before_measuring(tmp_path, monkeypatch):
+    out = tmp_path / "bench.json"
+    out.write_text("{}")
+    monkeypatch.setattr(bench, "measure_ours", lambda *a, **k: pytest.fail("measured anyway"))
+    with pytest.raises(BayesError, match="already exists"):
+        bench.run(parse("--out", str(out)))
+
+
+# --------------------------------------------------------------------------- smoke
+
+@pytest.mark.integration
+def test_measure_ours_tiny_smoke():
+    t = bench.measure_ours(fits=2, draws=30, tune=30)
+    assert t.compilations == 1
+    assert len(t.refit_seconds) == 2 and all(s > 0 for s in t.refit_seconds)
+    assert t.cold_seconds > 0 and t.samples_per_fit == 4 * 30
