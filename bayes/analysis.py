@@ -163,7 +163,11 @@ def _cell_rows(cell: Cell, cell_tree: xr.DataTree, group: CohortN, model: str, p
 
 
 def _n_table(tree: xr.DataTree, study: str, cohort: str, fitted: str, group: CohortN) -> pd.DataFrame:
-    """Prior and posterior probability of each candidate n."""
+    """Prior and posterior probability of each candidate n (the reported n, when known)."""
+    if group.reported:
+        return pd.DataFrame({"study": study, "cohort": cohort, "fitted_in": fitted,
+                             "n": list(group.reported_values), "prior": 1.0, "posterior": 1.0,
+                             "reported": True})
     weights = tree["posterior"].to_dataset()["n_weight"]
     posterior = weights.mean(("chain", "draw")).to_numpy()
     prior = np.exp(group.log_weight)

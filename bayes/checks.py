@@ -82,11 +82,14 @@ def _n_check(study: Study) -> Check:
     total = len(table)
     reported = int((table["n_source"] == "reported").sum())
     implied = int((table["n_source"] == "implied by sd/se").sum())
-    unknown = total - reported - implied
+    shared = int((table["n_source"] == "shared in cohort").sum())
+    unknown = total - reported - implied - shared
     if unknown == total:
         return Check("n", "info", f"n per arm is unreported in all {total} rows; "
                      "the models must assume it or treat it as unknown")
     text = f"n is reported in {reported} of {total} rows, implied by sd/se in {implied}"
+    if shared:
+        text += f", taken from another endpoint of the same cohort in {shared}"
     if unknown:
         rows = ", ".join(str(r) for r in table.loc[table["n"].isna(), "row"])
         return Check("n", "info", f"{text}, and unknown in {unknown} (rows {rows})")

@@ -108,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="validate a study table and print its consistency checks")
     check.add_argument("data", nargs="?", help="study CSV (default: the built-in seed study)")
+
+    from bayes import bench
+
+    bench.add_parser(sub)
     return parser
 
 
@@ -162,7 +166,13 @@ def cmd_check(args) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"fit": cmd_fit, "summary": cmd_summary, "check": cmd_check}
+def cmd_bench(args) -> int:
+    from bayes import bench
+
+    return bench.run(args)
+
+
+COMMANDS = {"fit": cmd_fit, "summary": cmd_summary, "check": cmd_check, "bench": cmd_bench}
 
 
 def main(argv: list[str] | None = None) -> int:

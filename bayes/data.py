@@ -51,6 +51,7 @@ TABLE_COLUMNS = ("study", "endpoint", "arm", "agents", "kind", "better", "mean",
 FLOAT_COLUMNS = ("mean", "sd", "se", "n", "percent", "tgi", "day")
 RELATIVE_TOLERANCE = 0.10   # rounding slack for sd = se * sqrt(n) and implied n
 N_REPORTED, N_IMPLIED, N_UNKNOWN = "reported", "implied by sd/se", ""
+N_SHARED = "shared in cohort"
 DATASETS_PACKAGE = "bayes"  # datasets live in bayes/datasets/<name>.csv + .yaml
 
 _NUMBER_HINT = "a number with '.' as the decimal point, or empty"
@@ -367,6 +368,22 @@ def _normalise(rows: list[dict], file: str) -> pd.DataFrame:
     table = pd.DataFrame(out, columns=list(TABLE_COLUMNS))
     table[list(FLOAT_COLUMNS)] = table[list(FLOAT_COLUMNS)].astype("float64")
     table["row"] = table["row"].astype("int64")
+    return _share_cohort_n(table)
+
+
+def _share_cohort_n(table: pd.DataFrame) -> pd.DataFrame:
+    """Give a row without n the n of the same arm in another endpoint of its cohort.
+
+    A cohort's endpoints were measured on the same animals, so when exactly
+    one n is known for an arm (e.g. tumour volume reports n = 8 and survival
+    does not) that n applies to every endpoint of the cohort.
+    """
+    known = table[table["n"].notna()].groupby(["study", "cohort", "arm"])["n"].unique()
+    for index in table.index[table["n"].isna()]:
+        key = tuple(table.loc[index, ["study", "cohort", "arm"]])
+        values = known.get(key)
+        if values is not None and len(values) == 1:
+            table.loc[index, ["n", "n_source"]] = [values[0], N_SHARED]
     return table
 
 

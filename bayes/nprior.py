@@ -48,6 +48,8 @@ class NPrior:
 
     @classmethod
     def fixed(cls, value: int, low: int = 3, high: int = 20) -> "NPrior":
+        if value != int(value) or value < 2:
+            raise ValueError(f"a fixed n needs a whole number >= 2, not {value!r}")
         return cls("fixed", int(value), min(low, int(value)), max(high, int(value)))
 
     @property
@@ -74,6 +76,7 @@ class CohortN:
     log_weight: np.ndarray  # (G,) log prior weight; -inf = excluded
     reported: bool          # every row of the cohort reports n
     note: str               # one sentence for the output
+    reported_values: tuple[int, ...] = ()   # the distinct reported n, when ``reported``
 
     @property
     def allowed(self) -> list[int]:
@@ -88,7 +91,7 @@ def cohort_n(nprior: NPrior, rows: pd.DataFrame) -> CohortN:
         values = sorted({int(v) for v in rows["n"]})
         weight = np.where(grid == grid[0], 0.0, -np.inf)
         return CohortN(study, cohort, grid, weight, True,
-                       f"n = {'/'.join(map(str, values))} per arm, as reported")
+                       f"n = {'/'.join(map(str, values))} per arm, as reported", tuple(values))
     percents = rows.loc[(rows["kind"] == "rate") & rows["n"].isna(), "percent"].to_list()
     compatible = compatible_n(percents, n_range=range(nprior.low, nprior.high + 1)) if percents else []
     if nprior.mode == "fixed":

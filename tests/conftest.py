@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bayes.sampling import ModelCache, SamplerSettings
+from bayes.sampling import DEFAULT_CACHE, ModelCache, SamplerSettings
 
 
 def pytest_addoption(parser):
@@ -23,8 +23,9 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def cache() -> ModelCache:
-    """One compiled-model cache for the whole session: each structure compiles once."""
-    return ModelCache()
+    """The library's process-wide cache, so API and CLI tests share compilations:
+    each model structure compiles once per test session."""
+    return DEFAULT_CACHE
 
 
 @pytest.fixture(scope="session")

@@ -34,8 +34,10 @@ def test_parser_defaults():
     args = parse()
     s = bench.resolve_settings(args)
     assert args.out == "bench.json" and not args.force and not args.quick and not args.no_cli
-    assert s == {"fits": 20, "plain_fits": 3, "draws": 1000, "tune": 1000, "chains": 4,
-                 "cores": config.default_cores(), "seed": config.DEFAULT_SEED, "quick": False}
+    assert s == {"fits": 20, "plain_fits": 3, "draws": config.DEFAULT_DRAWS, "tune": config.DEFAULT_TUNE,
+                 "chains": 4, "cores": config.default_cores(), "seed": config.DEFAULT_SEED,
+                 "target_accept": config.TARGET_ACCEPT["factorial"], "quick": False}
+    assert s["draws"] == 2000 and s["target_accept"] == 0.95
 
 
 def test_parser_accepts_options():
@@ -89,25 +91,67 @@ def test_ratios_with_zero_time_are_nan_not_errors():
 
 def test_report_and_table_mention_settings_and_samples():
     plain, ours = timing(30.0, [10.0], "plain"), timing(15.0, [0.2, 0.3], "ours")
-    cli = bench.CliTiming(40.0, 0, ["python"], cells_fitted=2, compilations=1)
+    cli = bench.CliTiming(40.0, 0, ["python"], cells_fitted=4, compilations=1, model="joint",
+                          n_prior="n marginal over 3..20", target_accept=0.99)
     settings = {"fits": 2, "plain_fits": 1, "draws": 1000, "tune": 1000, "chains": 4, "cores": 2,
-                "seed": 1, "quick": False}
+                "seed": 1, "target_accept": 0.95, "quick": False}
     rep = bench.report(plain, ours, cli, settings, bench.machine_info())
     json.dumps(rep)                                   # JSON-serialisable as written
     assert rep["ratios"]["cold"] == pytest.approx(2.0) and "created" in rep
     text = bench.format_report(rep)
     assert "4 x 1000 posterior samples" in text and "draws=1000 tune=1000 chains=4" in text
     assert "2.00x" in text and "cli: bayes fit" in text
+    assert "target_accept=0.95" in text and "identical for plain and ours" in text
+    assert "joint model, 4 cells" in text and "target_accept=0.99" in text
+
+
+def test_table_without_cli_row():
+    plain, ours = timing(30.0, [10.0], "plain"), timing(15.0, [0.2], "ours")
+    settings = {"fits": 1, "plain_fits": 1, "draws": 10, "tune": 10, "chains": 4, "cores": 1,
+                "seed": 1, "target_accept": 0.95, "quick": True}
+    text = bench.format_report(bench.report(plain, ours, None, settings, bench.machine_info()))
+    assert "cli: bayes fit" not in text and "plain" in text
+
+
+def test_cli_run_facts_reads_what_was_fitted(tmp_path):
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({"model": "joint", "compilations": 1,
+                                "n_prior": {"mode": "marginal", "value": None, "low": 3, "high": 20},
+                                "n_treatment": {"a/x": "", "a/y": "", "a/z": "", "a/w": ""},
+                                "sampler": {"target_accept": 0.99}}))
+    assert bench.cli_run_facts(path) == {"cells_fitted": 4, "compilations": 1, "model": "joint",
+                                         "n_prior": "n marginal over 3..20", "target_accept": 0.99}
+    path.write_text(json.dumps({"n_prior": {"mode": "fixed", "value": 10, "low": 3, "high": 20}}))
+    assert bench.cli_run_facts(path)["n_prior"] == "n = 10 assumed"
+    missing = bench.cli_run_facts(tmp_path / "nope.json")
+    assert set(missing.values()) == {None}
 
 
 # --------------------------------------------------------------------------- inputs
 
-def test_simulated_cells_keep_shape_and_are_seeded():
-    data = bench.seed_cell()
-    a, b = bench.simulated_cells(data, 2, seed=5), bench.simulated_cells(data, 2, seed=5)
-    assert len(a) == 2 and a[0].mean.shape == data.mean.shape and a[0].design == data.design
-    assert np.array_equal(a[1].mean, b[1].mean) and not np.array_equal(a[0].mean, a[1].mean)
-    assert a[0].scale == a[0].mean[0]
+def test_seed_spec_is_the_tumour_volume_factorial_cell():
+    spec = bench.seed_spec()
+    assert spec.family == "factorial" and len(spec.cells) == 1
+    assert (spec.cells[0].study, spec.cells[0].endpoint) == (bench.STUDY, "tumor_volume")
+    assert spec.groups[0].allowed == [bench.N_ASSUMED]
+
+
+def test_simulated_specs_keep_structure_and_are_seeded():
+    spec = bench.seed_spec()
+    a, b = bench.simulated_specs(spec, 2, seed=5), bench.simulated_specs(spec, 2, seed=5)
+    assert len(a) == 2 and all(s.structure == spec.structure for s in a)   # same compiled model
+    assert set(spec.data()) == set(a[0].data())                             # same pm.Data names
+    rows0, rows1 = a[0].cells[0].rows, a[1].cells[0].rows
+    assert np.array_equal(rows1["mean"], b[1].cells[0].rows["mean"])
+    assert not np.array_equal(rows0["mean"], rows1["mean"])
+    assert not np.array_equal(rows0["mean"], spec.cells[0].rows["mean"])
+    assert list(rows0["arm"]) == list(spec.cells[0].rows["arm"])           # canonical order kept
+    assert a[0].cells[0].scale == rows0["mean"].iloc[0]
+    assert spec.cells[0].rows["mean"].iloc[0] == 1500.0                     # original untouched
+
+
+def test_both_paths_use_the_factorial_target_accept():
+    assert bench.target_accept() == config.TARGET_ACCEPT["factorial"] == 0.95
 
 
 def test_cli_command_pins_the_same_settings():

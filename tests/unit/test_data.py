@@ -384,13 +384,15 @@ def test_two_agent_other_fixture():
     assert list(weight["se"]) == [0.21, 0.18, 0.15, 0.10] and weight["sd"].isna().all()
     assert set(weight["kind"]) == {"positive"} and set(weight["unit"]) == {"g"}
     assert set(study.cell("other_study", "ki67")["cohort"]) == {"ki67"}
-    assert not study.n_known
+    assert study.n_known                                # survival borrows n = 8 from its cohort
+    survival = study.cell("other_study", "survival")
+    assert list(survival["n"]) == [8.0] * 4 and set(survival["n_source"]) == {"shared in cohort"}
     checks = [c for c in consistency_checks(study) if c.name == "rate_n"]
     assert [c.status for c in checks] == ["ok"] * 4    # n = 8 from the cohort's tumor_weight rows
     assert checks[0].message == "survival control: 12.5% of n = 8 is 1.0 animals (ok)"
     n_check = next(c for c in consistency_checks(study) if c.name == "n")
-    assert n_check.message == ("n is reported in 8 of 12 rows, implied by sd/se in 0, "
-                               "and unknown in 4 (rows 9, 10, 11, 12)")
+    assert n_check.message == ("n is reported in 8 of 12 rows, implied by sd/se in 0, taken from "
+                               "another endpoint of the same cohort in 4; n is known everywhere")
 
 
 def test_cohort_n_conflict_warns(tmp_path):

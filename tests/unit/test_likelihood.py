@@ -1,26 +1,153 @@
-"""Unit tests for bayes.models.factorial: the summary-statistics likelihood.
+"""Unit tests for bayes.likelihoods and the likelihood part of bayes.models.builder.
 
-No MCMC.  The model's log-density at chosen parameter points is compared with
-the closed form computed independently with scipy, and the sampling
-distributions the likelihood assumes are checked against simulated studies.
+No MCMC.  The tensor functions are evaluated on constants and compared with
+closed forms computed independently with scipy; the sampling laws they assume
+are checked against seeded simulations; and the built models' potentials (n
+summed out with logsumexp) are recomputed by hand at chosen parameter points.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
+import pytensor.tensor as pt
 import pytest
-from scipy import stats
+from scipy import special, stats
 
-from bayes.design import make_design
-from bayes.models.factorial import MODEL_NAMES, CellData, build_factorial, cell_data
+import bayes
+from bayes import likelihoods as lik
+from bayes.analysis import model_specs
+from bayes.models.builder import MODEL_NAMES, build_model
+from bayes.nprior import NPrior
 from bayes.priors import load_prior_set
 
-DESIGN = make_design([(), ("A",), ("B",), ("A", "B")])
-MEAN = np.array([1500.0, 1350.0, 1100.0, 450.0])
-SD = np.array([250.0, 200.0, 180.0, 100.0])
-N = np.array([10.0, 8.0, 12.0, 6.0])
 
+def ev(x) -> np.ndarray:
+    return np.asarray(x.eval(), float)
+
+
+def const(x) -> pt.TensorVariable:
+    return pt.as_tensor_variable(np.asarray(x, float))
+
+
+def lognormal_closed(m, s):
+    """(E, V, excess kurtosis) of LogNormal(m, s), from scipy."""
+    mean, var, _, kurt = stats.lognorm(s=s, scale=np.exp(m)).stats(moments="mvsk")
+    return np.asarray(mean, float), np.asarray(var, float), np.asarray(kurt, float)
+
+
+def summary_closed(obs_mean, obs_var, E, V, kurt, n):
+    """Normal(E, sqrt(V/n)) logpdf of the mean + Gamma(mean V, var V^2(2/(n-1)+kurt/n)) of the variance."""
+    alpha = 1.0 / (2.0 / (n - 1) + kurt / n)
+    return (stats.norm(loc=E, scale=np.sqrt(V / n)).logpdf(obs_mean)
+            + stats.gamma(a=alpha, scale=V / alpha).logpdf(obs_var))
+
+
+# --------------------------------------------------------------------------- (a) summary_loglik
+
+@pytest.mark.parametrize("m, s", [
+    ([0.0, 0.0, 0.0, 0.0], [0.5, 0.5, 0.5, 0.5]),
+    ([-0.02, -0.12, -0.32, -1.02], [0.17, 0.15, 0.16, 0.22]),
+    ([0.3, 0.7, -0.5, 0.1], [0.05, 0.9, 0.3, 1.4]),
+])
+def test_summary_loglik_equals_scipy_closed_form(m, s):
+    m, s = np.array(m), np.array(s)
+    obs_mean = np.array([1.0, 0.9, 0.733, 0.3])
+    n = np.array([[3.0, 3.0, 3.0, 3.0], [10.0, 8.0, 12.0, 6.0], [20.0, 15.0, 5.0, 4.0]])   # (G=3, arm=4)
+    obs_var = np.array([0.0278, 0.0178, 0.0144, 0.0044])[None, :] * np.array([[1.0], [1.3], [0.7]])
+    E, V, kurt = lognormal_closed(m, s)
+    got = ev(lik.summary_loglik(const(obs_mean), const(obs_var), const(E), const(V), const(kurt), const(n)))
+    want = summary_closed(obs_mean[None, :], obs_var, E[None, :], V[None, :], kurt[None, :], n)
+    assert got.shape == (3, 4)
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+
+
+def test_summary_loglik_kurtosis_zero_is_the_design_gamma():
+    # kurt = 0 gives DESIGN.md's Gamma((n-1)/2, rate (n-1)/(2V)) exactly
+    obs_mean, E, V = np.array([1.1, 0.5]), np.array([1.0, 0.6]), np.array([0.04, 0.02])
+    n = np.array([[5.0, 7.0], [10.0, 10.0]])
+    obs_var = np.array([[0.05, 0.01], [0.03, 0.025]])
+    got = ev(lik.summary_loglik(const(obs_mean), const(obs_var), const(E), const(V), const(np.zeros(2)),
+                                const(n)))
+    want = (stats.norm(E, np.sqrt(V / n)).logpdf(obs_mean)
+            + stats.gamma(a=(n - 1) / 2, scale=2 * V / (n - 1)).logpdf(obs_var))
+    np.testing.assert_allclose(got, want, rtol=1e-10)
+    # and a positive kurtosis flattens the variance term (a reported SD is less informative)
+    flat = ev(lik.summary_loglik(const(obs_mean), const(obs_var), const(E), const(V), const(np.full(2, 6.0)),
+                                 const(n)))
+    assert not np.allclose(flat, got)
+
+
+# --------------------------------------------------------------------------- (b) moments
+
+@pytest.mark.parametrize("m, s", [(0.0, 0.2), (-0.7, 0.5), (1.3, 0.9)])
+def test_lognormal_moments_match_scipy(m, s):
+    mean, var, kurt = (ev(x) for x in lik.lognormal_moments(const(m), const(s)))
+    E, V, K = lognormal_closed(m, s)
+    np.testing.assert_allclose([mean, var, kurt], [E, V, K], rtol=1e-10)
+
+
+@pytest.mark.parametrize("mu, phi", [(0.15, 20.0), (0.5, 3.0), (0.75, 40.0), (0.97, 8.0)])
+def test_beta_moments_match_scipy(mu, phi):
+    mean, var, kurt = (ev(x) for x in lik.beta_moments(const(mu), const(phi)))
+    M, V, _, K = (float(v) for v in stats.beta(mu * phi, (1 - mu) * phi).stats(moments="mvsk"))
+    np.testing.assert_allclose([mean, var, kurt], [M, V, K], rtol=1e-10)
+
+
+# --------------------------------------------------------------------------- (c) simulation
+
+def var_of_s2(V, kurt, n):
+    return V**2 * (2 / (n - 1) + kurt / n)
+
+
+@pytest.mark.parametrize("sd_log", [0.2, 0.5])
+def test_lognormal_sample_variance_has_mean_V_and_kurtosis_corrected_variance(sd_log):
+    n, reps, m = 10, 200_000, 0.3
+    x = np.random.default_rng(11).lognormal(m, sd_log, size=(reps, n))
+    s2 = x.var(axis=1, ddof=1)
+    _, V, kurt = lognormal_closed(m, sd_log)
+    assert abs(s2.mean() - V) < 4 * s2.std(ddof=1) / np.sqrt(reps)
+    assert s2.var(ddof=1) == pytest.approx(var_of_s2(V, kurt, n), rel=0.10)
+    # the kurtosis term matters: the normal-theory 2 V^2 / (n - 1) misses by more than 10%
+    assert s2.var(ddof=1) > 1.10 * 2 * V**2 / (n - 1)
+
+
+@pytest.mark.parametrize("mu, phi", [(0.3, 10.0), (0.85, 30.0)])
+def test_beta_sample_variance_has_mean_V_and_kurtosis_corrected_variance(mu, phi):
+    n, reps = 10, 200_000
+    x = np.random.default_rng(12).beta(mu * phi, (1 - mu) * phi, size=(reps, n))
+    s2 = x.var(axis=1, ddof=1)
+    _, V, kurt = (ev(v) for v in lik.beta_moments(const(mu), const(phi)))
+    assert abs(s2.mean() - V) < 4 * s2.std(ddof=1) / np.sqrt(reps)
+    assert s2.var(ddof=1) == pytest.approx(var_of_s2(V, kurt, n), rel=0.10)
+
+
+# --------------------------------------------------------------------------- (d) binomial
+
+def test_binomial_loglik_equals_scipy_including_zero_and_all_events():
+    n = np.array([[5.0, 5.0, 5.0, 5.0], [10.0, 10.0, 10.0, 10.0]])
+    k = np.round(np.array([0.0, 0.0, 20.0, 100.0])[None, :] * n / 100)       # 0/0/1/5 and 0/0/2/10
+    eta = np.array([-2.0, 0.0, -1.2, 1.7])
+    got = ev(lik.binomial_loglik(const(k), const(n), const(eta)))
+    want = stats.binom.logpmf(k, n, special.expit(eta)[None, :])
+    assert got.shape == (2, 4)
+    np.testing.assert_allclose(got, want, rtol=1e-10)
+
+
+def test_binomial_loglik_is_finite_and_exact_at_extreme_logits():
+    n = np.full((1, 4), 10.0)
+    k = np.array([[0.0, 10.0, 0.0, 10.0]])
+    eta = np.array([-30.0, 30.0, 30.0, -30.0])
+    got = ev(lik.binomial_loglik(const(k), const(n), const(eta)))
+    assert np.all(np.isfinite(got))
+    # independent: log C(n, k) + k log sigmoid(eta) + (n - k) log sigmoid(-eta)
+    want = (special.gammaln(n + 1) - special.gammaln(k + 1) - special.gammaln(n - k + 1)
+            + k * special.log_expit(eta) + (n - k) * special.log_expit(-eta))
+    np.testing.assert_allclose(got, want, rtol=1e-10)
+    assert got[0, 0] == pytest.approx(-10 * np.exp(-30), abs=1e-15)   # 0 of 10 at p ~ 1e-13: ~certain
+    assert got[0, 2] == pytest.approx(-300.0, rel=1e-6)                # 0 of 10 at p ~ 1 - 1e-13
+
+
+# --------------------------------------------------------------------------- models on the seed
 
 @pytest.fixture(scope="module")
 def priors():
@@ -28,294 +155,159 @@ def priors():
 
 
 @pytest.fixture(scope="module")
-def data() -> CellData:
-    return CellData(DESIGN, MEAN, SD, N, float(MEAN[0]))
+def seed():
+    return bayes.load_builtin()
 
 
 @pytest.fixture(scope="module")
-def model(data, priors):
-    return build_factorial(data, priors)
+def models(seed, priors):
+    out = {}
+    for family in MODEL_NAMES:
+        for spec in model_specs(seed, family, NPrior()):
+            out[(family, spec.cells[0].endpoint if family != "joint" else "all")] = (spec, build_model(spec, priors))
+    return out
 
-
-def closed_form(obs_mean, obs_var, n, m, s):
-    """Independent log-densities of the scaled reported means and variances."""
-    E = np.exp(m + s**2 / 2)
-    V = (np.exp(s**2) - 1) * E**2
-    lp_mean = stats.norm(loc=E, scale=np.sqrt(V / n)).logpdf(obs_mean)
-    lp_var = stats.gamma(a=(n - 1) / 2, scale=1 / ((n - 1) / (2 * V))).logpdf(obs_var)
-    return lp_mean, lp_var
-
-
-def point(model, baseline, effects, gamma, sd_log):
-    p = model.initial_point()
-    p["baseline"] = np.asarray(baseline, float)
-    p["agent_effect"] = np.asarray(effects, float)
-    if gamma is not None:
-        p["interaction"] = np.asarray(gamma, float)
-    p["sd_log_log__"] = np.log(np.asarray(sd_log, float))
-    return p
-
-
-def deterministics(model, names, p):
-    """Values of Deterministics at a point of the value variables."""
-    outs = model.replace_rvs_by_values([model[n] for n in names])
-    return model.compile_fn(outs, inputs=model.value_vars, on_unused_input="ignore")(p)
-
-
-# --------------------------------------------------------------------------- (a) closed form
-
-@pytest.mark.parametrize("baseline, effects, gamma, sd_log", [
-    (0.0, [0.0, 0.0], [0.0], [0.5, 0.5, 0.5, 0.5]),
-    (-0.02, [-0.1, -0.3], [-0.6], [0.17, 0.15, 0.16, 0.22]),
-    (0.3, [0.4, -0.8], [1.1], [0.05, 0.9, 0.3, 1.4]),
-])
-def test_observed_logp_equals_closed_form(model, data, baseline, effects, gamma, sd_log):
-    p = point(model, baseline, effects, gamma, sd_log)
-    lp_mean, lp_var = model.compile_logp(vars=[model["mean_obs"], model["var_obs"]], sum=False)(p)
-
-    # linear predictor computed by hand (control, A, B, A+B)
-    a, b = effects
-    m = baseline + np.array([0.0, a, b, a + b + gamma[0]])
-    s = np.asarray(sd_log)
-    obs_mean = MEAN / MEAN[0]
-    obs_var = (SD / MEAN[0]) ** 2
-    want_mean, want_var = closed_form(obs_mean, obs_var, N, m, s)
-    np.testing.assert_allclose(lp_mean, want_mean, rtol=1e-8, atol=1e-8)
-    np.testing.assert_allclose(lp_var, want_var, rtol=1e-8, atol=1e-8)
-
-
-def test_deterministics_match_closed_form(model):
-    p = point(model, 0.1, [-0.2, -0.5], [-0.4], [0.3, 0.2, 0.25, 0.4])
-    log_median, arm_mean = deterministics(model, ["log_median", "arm_mean"], p)
-    m = 0.1 + np.array([0.0, -0.2, -0.5, -0.2 - 0.5 - 0.4])
-    np.testing.assert_allclose(log_median, m, rtol=1e-12)
-    np.testing.assert_allclose(arm_mean, np.exp(m + np.array([0.3, 0.2, 0.25, 0.4]) ** 2 / 2), rtol=1e-12)
-
-
-def test_scaled_and_unscaled_density_differ_by_a_constant(model):
-    """Scaling the data by 1/scale changes the density only by the Jacobian, a constant."""
-    scale = MEAN[0]
-    n, obs_mean, obs_var = N, MEAN / scale, (SD / scale) ** 2
-    diffs = []
-    for m, s in [(np.zeros(4), np.full(4, 0.3)), (np.array([0.1, -0.2, 0.0, -1.0]), np.full(4, 0.6))]:
-        scaled = sum(x.sum() for x in closed_form(obs_mean, obs_var, n, m, s))
-        raw = sum(x.sum() for x in closed_form(MEAN, SD**2, n, m + np.log(scale), s))
-        diffs.append(scaled - raw)
-    np.testing.assert_allclose(diffs[0], diffs[1], rtol=1e-10)
-    np.testing.assert_allclose(diffs[0], 4 * (np.log(scale) + 2 * np.log(scale)), rtol=1e-10)
-
-
-def test_gamma_uses_rate_not_scale(model):
-    """Swapping rate and scale would move the variance density's mode; pin it."""
-    p = point(model, 0.0, [0.0, 0.0], [0.0], [0.2, 0.2, 0.2, 0.2])
-    lp_var = model.compile_logp(vars=[model["var_obs"]], sum=False)(p)[0]
-    _, V = moments(N, 0.2)
-    obs_var = (SD / MEAN[0]) ** 2
-    right = stats.gamma(a=(N - 1) / 2, scale=2 * V / (N - 1)).logpdf(obs_var)
-    wrong = stats.gamma(a=(N - 1) / 2, scale=(N - 1) / (2 * V)).logpdf(obs_var)
-    np.testing.assert_allclose(lp_var, right, rtol=1e-8)
-    assert not np.allclose(lp_var, wrong)
-
-
-def test_data_containers_hold_scaled_inputs(model):
-    np.testing.assert_allclose(model["obs_mean"].get_value(), MEAN / 1500.0)
-    np.testing.assert_allclose(model["obs_var"].get_value(), (SD / 1500.0) ** 2)
-    np.testing.assert_array_equal(model["n_animals"].get_value(), N)
-    assert model.coords["arm"] == ("control", "A", "B", "A+B")
-    assert model.coords["agent"] == ("A", "B")
-    assert model.coords["combo"] == ("A+B",)
-    assert model.named_vars_to_dims["mean_obs"] == ("arm",)
-    assert model.named_vars_to_dims["sd_log"] == ("arm",)
-    assert model.named_vars_to_dims["interaction"] == ("combo",)
-
-
-# --------------------------------------------------------------------------- (b) simulation
-
-def simulate(n: int, sd_log: float, m: float = 0.0, reps: int = 40_000, seed: int = 1):
-    rng = np.random.default_rng(seed)
-    x = rng.lognormal(mean=m, sigma=sd_log, size=(reps, n))
-    return x.mean(axis=1), x.var(axis=1, ddof=1)
-
-
-def moments(n, s, m=0.0):
-    E = np.exp(m + s**2 / 2)
-    V = (np.exp(s**2) - 1) * E**2
-    return E, V
-
-
-@pytest.mark.parametrize("n, sd_log", [(5, 0.2), (10, 0.2), (10, 0.8)])
-def test_sampling_distribution_of_the_mean(n, sd_log):
-    means, _ = simulate(n, sd_log, m=0.4)
-    E, V = moments(n, sd_log, m=0.4)
-    se = np.sqrt(V / n)
-    reps = len(means)
-    assert abs(means.mean() - E) < 4 * se / np.sqrt(reps)          # within MC error
-    assert means.std(ddof=1) == pytest.approx(se, rel=0.05)        # Normal(E, sqrt(V/n)) scale
-
-
-@pytest.mark.parametrize("n, sd_log", [(5, 0.2), (10, 0.2), (10, 0.8)])
-def test_sample_variance_is_unbiased_for_V(n, sd_log):
-    _, variances = simulate(n, sd_log, m=-0.3)
-    E, V = moments(n, sd_log, m=-0.3)
-    reps = len(variances)
-    assert abs(variances.mean() - V) < 4 * variances.std(ddof=1) / np.sqrt(reps)
-    # the Gamma's mean alpha/beta is V too
-    alpha, beta = (n - 1) / 2, (n - 1) / (2 * V)
-    assert alpha / beta == pytest.approx(V, rel=1e-12)
-
-
-def lognormal_excess_kurtosis(s):
-    return np.exp(4 * s**2) + 2 * np.exp(3 * s**2) + 3 * np.exp(2 * s**2) - 6
-
-
-@pytest.mark.parametrize("n, sd_log", [(5, 0.1), (10, 0.1), (10, 0.2), (10, 0.8)])
-def test_simulated_variance_of_s2_matches_exact_formula(n, sd_log):
-    """Sanity of the simulation: Var(s^2) = V^2 (2/(n-1) + kappa/n) for any distribution."""
-    _, variances = simulate(n, sd_log, reps=200_000 if sd_log > 0.5 else 40_000)
-    _, V = moments(n, sd_log)
-    exact = V**2 * (2 / (n - 1) + lognormal_excess_kurtosis(sd_log) / n)
-    # heavy tails at sd_log 0.8 make the sample variance of s^2 noisy
-    assert variances.var(ddof=1) == pytest.approx(exact, rel=0.05 if sd_log < 0.5 else 0.35)
-
-
-@pytest.mark.parametrize("n", [5, 10])
-def test_gamma_variance_of_s2_is_close_for_small_sd_log(n):
-    # The Gamma((n-1)/2, rate (n-1)/(2V)) law of s^2 is exact for normal data;
-    # for log-normal data Var(s^2) has an extra V^2 * kappa / n (kappa =
-    # excess kurtosis, ~16 sd_log^2 for small sd_log).  At sd_log = 0.1 the
-    # Gamma's 2 V^2 / (n - 1) is within 15% of the truth.
-    sd_log = 0.1
-    _, variances = simulate(n, sd_log)
-    _, V = moments(n, sd_log)
-    gamma_var = 2 * V**2 / (n - 1)
-    assert variances.var(ddof=1) == pytest.approx(gamma_var, rel=0.15)
-
-
-@pytest.mark.parametrize("n, sd_log, at_least", [(5, 0.2, 1.15), (10, 0.2, 1.2), (10, 0.8, 5.0)])
-def test_gamma_understates_variance_of_s2_as_sd_log_grows(n, sd_log, at_least):
-    # Known approximation of the design (DESIGN.md section 3): the Gamma law of
-    # the reported variance ignores the log-normal's excess kurtosis, so it
-    # understates how much s^2 varies between studies.  Already at sd_log 0.2
-    # the shortfall is ~25-30% (ratio 1 + (n-1) kappa / (2n)); at sd_log 0.8 the
-    # true Var(s^2) is ~15x the Gamma's (n = 10).  The likelihood therefore
-    # treats a reported SD as more informative than it is for noisy arms.
-    _, variances = simulate(n, sd_log, reps=200_000)
-    _, V = moments(n, sd_log)
-    gamma_var = 2 * V**2 / (n - 1)
-    ratio = variances.var(ddof=1) / gamma_var
-    assert ratio > at_least
-    predicted = 1 + (n - 1) * lognormal_excess_kurtosis(sd_log) / (2 * n)
-    assert ratio == pytest.approx(predicted, rel=0.05 if sd_log < 0.5 else 0.35)
-
-
-# --------------------------------------------------------------------------- (c) cell_data
-
-def rows(mean, sd, se, n):
-    return pd.DataFrame({"agents": [(), ("A",), ("B",), ("A", "B")], "mean": mean,
-                         "sd": sd, "se": se, "n": n})
-
-
-def test_cell_data_turns_se_into_sd_with_the_rows_own_n():
-    nan = np.nan
-    r = rows([100.0, 80.0, 60.0, 20.0], [10.0, nan, nan, 4.0], [nan, 3.0, 2.0, nan], [9, 16, 4, 25])
-    cd = cell_data(r, n_assumed=100)
-    np.testing.assert_allclose(cd.sd, [10.0, 3.0 * 4, 2.0 * 2, 4.0])
-    np.testing.assert_array_equal(cd.n, [9, 16, 4, 25])          # row n wins over assumption
-    assert cd.scale == 100.0
-    np.testing.assert_array_equal(cd.mean, [100.0, 80.0, 60.0, 20.0])
-    assert cd.design.arms == ("control", "A", "B", "A+B")
-
-
-def test_cell_data_uses_the_assumption_only_where_n_is_missing():
-    nan = np.nan
-    r = rows([100.0, 80.0, 60.0, 20.0], [nan, nan, 5.0, 4.0], [2.0, 3.0, nan, nan], [nan, 16, nan, 5])
-    cd = cell_data(r, n_assumed=9)
-    np.testing.assert_array_equal(cd.n, [9.0, 16.0, 9.0, 5.0])
-    np.testing.assert_allclose(cd.sd, [2.0 * 3, 3.0 * 4, 5.0, 4.0])
-
-
-def test_cell_data_does_not_modify_the_table():
-    nan = np.nan
-    r = rows([100.0, 80.0, 60.0, 20.0], [nan, 1.0, 1.0, 1.0], [2.0, nan, nan, nan], [nan, 4, 4, 4])
-    before = r.copy()
-    cell_data(r, n_assumed=9)
-    pd.testing.assert_frame_equal(r, before)
-
-
-def test_cell_data_without_n_or_assumption_raises():
-    nan = np.nan
-    r = rows([100.0, 80.0, 60.0, 20.0], [10.0, 8.0, 6.0, 2.0], [nan] * 4, [10, nan, 10, 10])
-    with pytest.raises(ValueError, match="n is not reported for every arm and no n assumption"):
-        cell_data(r)
-    # fully reported n needs no assumption
-    full = rows([100.0, 80.0, 60.0, 20.0], [10.0, 8.0, 6.0, 2.0], [nan] * 4, [10, 7, 10, 10])
-    np.testing.assert_array_equal(cell_data(full).n, [10, 7, 10, 10])
-
-
-def test_model_inputs_values():
-    cd = CellData(DESIGN, np.array([200.0, 100.0, 50.0, 20.0]), np.array([20.0, 30.0, 10.0, 4.0]),
-                  np.array([5, 6, 7, 8]), 200.0)
-    inp = cd.model_inputs()
-    assert set(inp) == {"obs_mean", "obs_var", "n_animals"}
-    np.testing.assert_allclose(inp["obs_mean"], [1.0, 0.5, 0.25, 0.1])
-    np.testing.assert_allclose(inp["obs_var"], [0.01, 0.0225, 0.0025, 0.0004])
-    assert inp["n_animals"].dtype == float
-    np.testing.assert_array_equal(inp["n_animals"], [5.0, 6.0, 7.0, 8.0])
-
-
-# --------------------------------------------------------------------------- (d) variants
 
 def test_model_names():
-    assert MODEL_NAMES == ("factorial", "additive")
+    assert MODEL_NAMES == ("factorial", "additive", "joint")
 
 
-@pytest.mark.parametrize("interaction", [True, False])
-def test_every_variant_has_finite_logp_and_gradient(data, priors, interaction):
-    model = build_factorial(data, priors, interaction=interaction)
-    ip = model.initial_point()
-    logp = model.compile_logp()(ip)
-    grad = model.compile_dlogp()(ip)
-    assert np.isfinite(logp)
-    assert np.all(np.isfinite(grad))
-    n_free = 1 + 2 + 4 + (1 if interaction else 0)
-    assert grad.shape == (n_free,)
-    assert np.any(grad != 0)
-    assert all(np.isfinite(v) for v in model.point_logps(ip).values())
-
-
-def test_three_agent_variants_have_finite_logp_and_gradient(priors):
-    design = make_design([(), ("A",), ("B",), ("C",), ("A", "B"), ("A", "B", "C")])
-    cd = CellData(design, np.array([10.0, 9, 8, 7, 5, 2]), np.array([2.0, 2, 1, 1, 1, 0.5]),
-                  np.full(6, 6.0), 10.0)
-    for interaction in (True, False):
-        model = build_factorial(cd, priors, interaction=interaction)
+@pytest.mark.parametrize("family", MODEL_NAMES)
+def test_every_seed_model_has_finite_logp_and_gradient(models, family):
+    built = {k: v for k, v in models.items() if k[0] == family}
+    assert len(built) == (1 if family == "joint" else 4)
+    for key, (spec, model) in built.items():
         ip = model.initial_point()
-        assert np.isfinite(model.compile_logp()(ip))
-        assert np.all(np.isfinite(model.compile_dlogp()(ip)))
-        if interaction:
-            assert model.coords["combo"] == ("A+B", "A+B+C")
-            assert ip["interaction"].shape == (2,)
+        # one compiled function for both (compiling logp and dlogp separately doubles the time)
+        logp, grad = model.compile_fn([model.logp(), model.dlogp()], inputs=model.value_vars)(ip)
+        assert np.isfinite(logp), key
+        assert np.all(np.isfinite(grad)) and np.any(grad != 0), key
+        assert {p.name for p in model.potentials} == {f"loglik_{j}" for j in range(len(spec.groups))}
+        names = set(model.named_vars)
+        if family == "additive":
+            assert "c0_interaction" not in names
+            assert {v.name for v in model.free_RVs} <= {"c0_baseline", "c0_agent_effect", "c0_sd_log",
+                                                         "c0_precision"}
+        elif family == "factorial":
+            assert "c0_interaction" in names and model["c0_interaction"] in model.free_RVs
+        else:
+            assert {"synergy_mean", "synergy_sd", "c0_interaction", "c3_interaction"} <= names
+            assert model["c0_interaction"] not in model.free_RVs        # a Deterministic of the synergy
 
 
-def test_additive_variant_has_no_interaction(data, priors):
-    model = build_factorial(data, priors, interaction=False)
-    names = {v.name for v in model.free_RVs}
-    assert names == {"baseline", "agent_effect", "sd_log"}
-    assert "interaction" not in model.named_vars
-    assert "combo" not in model.coords
-    # its combination arm is exactly additive on the log-median scale
-    p = point(model, 0.1, [-0.2, -0.5], None, [0.3, 0.3, 0.3, 0.3])
-    (log_median,) = deterministics(model, ["log_median"], p)
-    np.testing.assert_allclose(log_median, [0.1, -0.1, -0.4, -0.6], rtol=1e-12)
-    lp_mean, lp_var = model.compile_logp(vars=[model["mean_obs"], model["var_obs"]], sum=False)(p)
-    want_mean, want_var = closed_form(MEAN / MEAN[0], (SD / MEAN[0]) ** 2, N,
-                                      np.array([0.1, -0.1, -0.4, -0.6]), np.full(4, 0.3))
-    np.testing.assert_allclose(lp_mean, want_mean, rtol=1e-8)
-    np.testing.assert_allclose(lp_var, want_var, rtol=1e-8)
+def values_at(model, names, point):
+    """Values of named model variables (random or deterministic) at a point of the value variables."""
+    outs = model.replace_rvs_by_values([model[n] for n in names])
+    return model.compile_fn(outs, inputs=model.value_vars, on_unused_input="ignore")(point)
 
 
-def test_factorial_free_variables(model):
-    assert {v.name for v in model.free_RVs} == {"baseline", "agent_effect", "interaction", "sd_log"}
-    assert {v.name for v in model.observed_RVs} == {"mean_obs", "var_obs"}
-    assert type(model["var_obs"].owner.op).__name__ == "GammaRV"
-    assert type(model["mean_obs"].owner.op).__name__ == "NormalRV"
+TUMOUR_MEAN = np.array([1500.0, 1350.0, 1100.0, 450.0])
+TUMOUR_SD = np.array([250.0, 200.0, 180.0, 100.0])
+
+
+def tumour_point(model):
+    b, a, g, s = 0.05, np.array([-0.12, -0.3]), np.array([-0.55]), np.array([0.18, 0.15, 0.2, 0.3])
+    p = model.initial_point()
+    p.update(c0_baseline=np.array(b), c0_agent_effect=a, c0_interaction=g, c0_sd_log_log__=np.log(s))
+    eta = b + np.array([0.0, a[0], a[1], a[0] + a[1] + g[0]])
+    return p, eta, s
+
+
+def tumour_loglik_per_n(eta, s, grid):
+    """Independent per-n log-likelihood of the seed's tumour table (summed over arms)."""
+    E, V, kurt = lognormal_closed(eta, s)
+    obs_mean, obs_var = TUMOUR_MEAN / 1500.0, (TUMOUR_SD / 1500.0) ** 2
+    return np.array([summary_closed(obs_mean, obs_var, E, V, kurt, n).sum() for n in grid])
+
+
+def potential_parts(model, p):
+    total = model.compile_logp()(p)
+    prior = model.compile_logp(vars=model.free_RVs)(p)
+    return total, prior
+
+
+def test_fixed_n_potential_is_the_single_n_loglik(seed, priors):
+    (spec,) = [s for s in model_specs(seed, "factorial", NPrior.fixed(10)) if s.cells[0].endpoint == "tumor_volume"]
+    assert spec.groups[0].allowed == [10]
+    model = build_model(spec, priors)
+    p, eta, s = tumour_point(model)
+    total, prior = potential_parts(model, p)
+    want = tumour_loglik_per_n(eta, s, [10.0])[0]
+    assert total - prior == pytest.approx(want, rel=1e-9, abs=1e-9)
+    weight, arm_mean = values_at(model, ["n_weight_0", "c0_arm_mean"], p)
+    np.testing.assert_array_equal(weight, (spec.groups[0].grid == 10).astype(float))
+    np.testing.assert_allclose(arm_mean, lognormal_closed(eta, s)[0], rtol=1e-12)
+
+
+def test_marginal_n_potential_is_logsumexp_over_allowed_grid(models):
+    spec, model = models[("factorial", "tumor_volume")]
+    group = spec.groups[0]
+    assert group.allowed == [5, 10, 15, 20]
+    p, eta, s = tumour_point(model)
+    total, prior = potential_parts(model, p)
+    allowed = np.array(group.allowed, float)
+    per_n = tumour_loglik_per_n(eta, s, allowed)
+    want = special.logsumexp(np.log(0.25) + per_n)
+    assert total - prior == pytest.approx(want, rel=1e-9, abs=1e-9)
+    # and the n weights are the posterior of n given these parameters
+    (weight,) = values_at(model, ["n_weight_0"], p)
+    expected = np.zeros(len(group.grid))
+    expected[np.isin(group.grid, allowed)] = np.exp(per_n - special.logsumexp(per_n))
+    np.testing.assert_allclose(weight, expected, rtol=1e-9, atol=1e-15)
+    assert weight.sum() == pytest.approx(1.0)
+
+
+def test_marginal_potential_differs_from_every_single_n(models):
+    # guards against a potential that silently used one grid value
+    spec, model = models[("factorial", "tumor_volume")]
+    p, eta, s = tumour_point(model)
+    total, prior = potential_parts(model, p)
+    per_n = tumour_loglik_per_n(eta, s, spec.groups[0].grid)
+    assert np.min(np.abs(per_n - (total - prior))) > 1e-3
+
+
+def test_survival_potential_is_the_binomial_mixture(models):
+    spec, model = models[("factorial", "survival")]
+    b, a, g = -1.0, np.array([-0.4, 0.6]), np.array([1.5])
+    p = model.initial_point()
+    p.update(c0_baseline=np.array(b), c0_agent_effect=a, c0_interaction=g)
+    eta = b + np.array([0.0, a[0], a[1], a[0] + a[1] + g[0]])
+    total, prior = potential_parts(model, p)
+    pct = np.array([0.0, 0.0, 20.0, 80.0])
+    per_n = np.array([stats.binom.logpmf(np.round(pct * n / 100), n, special.expit(eta)).sum()
+                      for n in (5.0, 10.0, 15.0, 20.0)])
+    assert total - prior == pytest.approx(special.logsumexp(np.log(0.25) + per_n), rel=1e-9)
+
+
+def test_nk_lysis_potential_is_the_beta_two_moment_mixture(models):
+    spec, model = models[("factorial", "nk_lysis")]
+    b, a, g, phi = -1.6, np.array([0.6, 1.3]), np.array([1.1]), np.array([40.0, 25.0, 30.0, 15.0])
+    p = model.initial_point()
+    p.update(c0_baseline=np.array(b), c0_agent_effect=a, c0_interaction=g, c0_precision_log__=np.log(phi))
+    mu = special.expit(b + np.array([0.0, a[0], a[1], a[0] + a[1] + g[0]]))
+    total, prior = potential_parts(model, p)
+    M, V, _, K = (np.asarray(v, float) for v in stats.beta(mu * phi, (1 - mu) * phi).stats(moments="mvsk"))
+    obs_mean, obs_var = np.array([15.0, 25.0, 40.0, 75.0]) / 100, (np.array([3.0, 5.0, 8.0, 10.0]) / 100) ** 2
+    grid = spec.groups[0].grid
+    assert list(grid) == list(range(3, 21))
+    per_n = np.array([summary_closed(obs_mean, obs_var, M, V, K, n).sum() for n in grid])
+    assert total - prior == pytest.approx(special.logsumexp(per_n - np.log(18)), rel=1e-9)
+
+
+def test_joint_model_sums_tumour_and_survival_at_the_same_n(models):
+    spec, model = models[("joint", "all")]
+    keys = [c.endpoint for c in spec.cells]
+    assert keys == ["tumor_volume", "survival", "nk_lysis", "ifn_gamma"]
+    p = model.initial_point()
+    rng = np.random.default_rng(5)
+    p = {k: v + rng.normal(0, 0.2, size=np.shape(v)) for k, v in p.items()}
+    tm, sd_log, sm, loglik0 = values_at(model, ["c0_arm_mean", "c0_sd_log", "c1_arm_mean", "loglik_0"], p)
+    # tumour: recover log-medians from the arm means, E = exp(m + s^2/2)
+    eta = np.log(tm) - sd_log**2 / 2
+    tumour = tumour_loglik_per_n(eta, sd_log, [5.0, 10.0, 15.0, 20.0])
+    pct = np.array([0.0, 0.0, 20.0, 80.0])
+    survival = np.array([stats.binom.logpmf(np.round(pct * n / 100), n, sm).sum() for n in (5.0, 10.0, 15.0, 20.0)])
+    assert float(loglik0) == pytest.approx(special.logsumexp(np.log(0.25) + tumour + survival), rel=1e-9)
+    # one shared n: not the sum of two separate mixtures
+    separate = special.logsumexp(np.log(0.25) + tumour) + special.logsumexp(np.log(0.25) + survival)
+    assert abs(float(loglik0) - separate) > 1e-6

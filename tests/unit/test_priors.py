@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -141,12 +142,44 @@ def test_default_set_has_the_numbers_in_the_yaml(default):
         assert default.why[key] == " ".join(raw["priors"][key]["why"].split())
     # and the numbers themselves (a change of the default is a change of every result)
     assert default["baseline"] == Prior("Normal", {"mu": 0.0, "sigma": 1.0})
-    assert default["agent_effect"] == Prior("Normal", {"mu": 0.0, "sigma": 1.0})
+    assert default["agent_effect"] == Prior("Normal", {"mu": 0.0, "sigma": 2.0})
     assert default["interaction"] == Prior("Normal", {"mu": 0.0, "sigma": 1.0})
     assert default["sd_log"] == Prior("HalfNormal", {"sigma": 0.5})
+    for key in ("baseline_logit", "agent_effect_logit", "interaction_logit"):
+        assert default[key] == Prior("Normal", {"mu": 0.0, "sigma": 1.5})
+    assert default["precision"] == Prior("LogNormal", {"mu": 3.0, "sigma": 1.0})
+    assert default["synergy_mean"] == Prior("Normal", {"mu": 0.0, "sigma": 1.0})
+    # synergy_sd is not pinned here: it was being changed by the joint-model work when this was written
+    assert default["synergy_sd"].dist in ALLOWED_DISTS
+    assert default["study_sd"] == Prior("HalfNormal", {"sigma": 0.3})
     assert default.name == "default"
     assert default.source == "priors/default.yaml"
     assert default.lines()[3] == "sd_log        ~ HalfNormal(sigma=0.5)"
+
+
+def test_required_parameters():
+    assert REQUIRED_PARAMETERS == ("baseline", "agent_effect", "interaction", "sd_log", "baseline_logit",
+                                   "agent_effect_logit", "interaction_logit", "precision", "synergy_mean",
+                                   "synergy_sd", "study_sd")
+
+
+def test_a_set_missing_a_required_parameter_is_refused_as_builtin():
+    # built-in sets must be complete; a user file by path may be partial (tested below)
+    from bayes import priors as priors_module
+
+    data = default_yaml()
+    del data["priors"]["precision"]
+    with pytest.raises(InputError, match="missing prior\\(s\\) for precision"):
+        priors_module._parse_prior_set(data, "priors/x.yaml", require_all=True)
+
+
+@pytest.mark.parametrize("parameter", REQUIRED_PARAMETERS)
+def test_why_text_names_the_distribution_it_justifies(default, parameter):
+    # a 'why' that quotes a distribution, e.g. "HalfNormal(0.5) puts 95% below 0.98",
+    # must quote the prior actually used: stale text misleads whoever reads the output
+    why = default.why[parameter]
+    quoted = {d for d in ALLOWED_DISTS if re.search(rf"\b{d}\(", why)}
+    assert quoted <= {default[parameter].dist}, f"{parameter}: why quotes {quoted}, prior is {default[parameter]}"
 
 
 # --------------------------------------------------------------------------- precedence
@@ -278,7 +311,8 @@ def test_unknown_override_key(default):
         default.with_overrides({"intercept": {"dist": "Normal", "kwargs": {"mu": 0, "sigma": 1}}})
     msg = str(info.value)
     assert "unknown prior parameter 'intercept'" in msg
-    assert "agent_effect, baseline, interaction, sd_log" in msg
+    assert ("agent_effect, agent_effect_logit, baseline, baseline_logit, interaction, interaction_logit, "
+            "precision, sd_log, study_sd, synergy_mean, synergy_sd") in msg
 
 
 def test_unknown_key_in_prior_dict():

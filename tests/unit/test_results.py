@@ -19,7 +19,7 @@ from bayes.errors import BayesError
 from bayes.results import FILES, FitResult, load_result, node_name
 
 ARMS = ["control", "A", "B", "A+B"]
-N_SENTENCE = "n not reported; ASSUMED n = 10 for every arm"
+N_SENTENCE = "ASSUMED n = 10 per arm"
 
 
 def cell_tree(seed: int) -> xr.DataTree:
@@ -69,9 +69,28 @@ def arms_frame() -> pd.DataFrame:
                                             [250.0, 200.0, 180.0, 100.0])])
 
 
+def n_posterior_frame() -> pd.DataFrame:
+    grid = np.arange(3, 21)
+    prior = np.where(grid % 5 == 0, 0.25, 0.0)
+    posterior = np.zeros(18)
+    posterior[grid == 5], posterior[grid == 10], posterior[grid == 15], posterior[grid == 20] = 0.1, 0.6, 0.2, 0.1
+    return pd.DataFrame({"study": "s1", "cohort": "in_vivo", "fitted_in": "tumour", "n": grid,
+                         "prior": prior, "posterior": posterior, "reported": False})
+
+
+def sensitivity_frame() -> pd.DataFrame:
+    rows = []
+    for label, mean, p in [("5", 0.61, 0.97), ("10", 0.77, 0.994), ("marginal", 0.72, 0.99)]:
+        rows.append({"n_treatment": label, "study": "s1", "endpoint": "tumour", "reference": "bliss",
+                     "arm": "A+B", "mean": mean, "ci_low": mean - 0.4, "ci_high": mean + 0.4,
+                     "ci_prob": 0.95, "p_synergy": p, "diagnostics": "ok"})
+    return pd.DataFrame(rows)
+
+
 def metadata(data_hash: str = "sha256:" + "ab" * 32, ci_prob: float = 0.95) -> dict:
     return {"bayes_version": "0.1.0", "created": "2026-01-01T00:00:00+00:00", "python": "3.12.1",
-            "data_source": "seed.csv", "data_hash": data_hash, "model": "factorial", "n_assumed": 10.0,
+            "data_source": "seed.csv", "data_hash": data_hash, "model": "factorial",
+            "n_prior": {"mode": "marginal", "value": None, "low": 3, "high": 20},
             "n_treatment": {"s1/tumour": N_SENTENCE},
             "priors": {"name": "default", "source": "priors/default.yaml", "hash": "sha256:00"},
             "sampler": {"sampler": "nutpie", "chains": 4, "draws": 1000, "tune": 1000, "seed": 1},
@@ -79,14 +98,15 @@ def metadata(data_hash: str = "sha256:" + "ab" * 32, ci_prob: float = 0.95) -> d
 
 
 def make_result(*, passed: bool = True, data_hash: str = "sha256:" + "ab" * 32,
-                ci_prob: float = 0.95) -> FitResult:
+                ci_prob: float = 0.95, sensitivity: bool = False) -> FitResult:
     tree = xr.DataTree()
     tree[node_name("s1", "tumour")] = cell_tree(1)
     return FitResult(tree=tree, synergy=synergy_frame("ok" if passed else "FAILED"),
                      diagnostics=diagnostics_frame(passed), arms=arms_frame(),
                      metadata=metadata(data_hash, ci_prob),
-                     checks=[("tgi", "ok", "reported TGI% matches the means")],
-                     skipped=[("s1", "survival", "kind 'rate': its likelihood is not implemented yet")])
+                     n_posterior=n_posterior_frame(),
+                     sensitivity=sensitivity_frame() if sensitivity else pd.DataFrame(),
+                     checks=[("tgi", "ok", "reported TGI% matches the means")])
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -107,10 +127,21 @@ def test_cell_returns_the_posterior_tree():
                                   cell_tree(1)["posterior"]["arm_mean"].values)
 
 
+def test_files():
+    assert FILES == ("posterior.nc", "synergy.csv", "diagnostics.csv", "arms.csv", "n_posterior.csv",
+                     "n_sensitivity.csv", "run.json", "summary.txt")
+
+
 def test_save_writes_every_file_and_no_temp_files(tmp_path):
-    out = make_result().save(tmp_path / "run")
+    out = make_result(sensitivity=True).save(tmp_path / "run")
     assert out == tmp_path / "run"
     assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
+    assert not list(out.glob(".*"))
+
+
+def test_empty_sensitivity_is_not_written(tmp_path):
+    out = make_result().save(tmp_path / "run")
+    assert sorted(p.name for p in out.iterdir()) == sorted(set(FILES) - {"n_sensitivity.csv"})
     assert not list(out.glob(".*"))
     assert (out / "summary.txt").read_text() == make_result().format() + "\n"
     payload = json.loads((out / "run.json").read_text())
@@ -137,7 +168,7 @@ def test_save_with_overwrite_replaces(tmp_path):
     changed = make_result(passed=False, data_hash="sha256:" + "cd" * 32)
     changed.save(out, overwrite=True)
     after = snapshot(out)
-    assert sorted(after) == sorted(FILES)            # still no temp files
+    assert sorted(after) == sorted(set(FILES) - {"n_sensitivity.csv"})   # still no temp files
     assert after["run.json"] != before["run.json"]
     assert after["diagnostics.csv"] != before["diagnostics.csv"]
     assert json.loads(after["run.json"])["data_hash"] == "sha256:" + "cd" * 32
@@ -176,7 +207,6 @@ def test_load_round_trips_tables_metadata_and_tree(tmp_path):
                                   rtol=5e-6, check_dtype=False)
     assert loaded.metadata == result.metadata
     assert loaded.checks == result.checks
-    assert loaded.skipped == result.skipped
     assert loaded.passed is True
     original = result.cell("s1", "tumour")
     again = loaded.cell("s1", "tumour")
@@ -229,7 +259,10 @@ def test_posterior_from_another_run_is_refused(tmp_path):
 
 def test_format_passing_result():
     text = make_result().format()
-    assert f"n: s1/tumour: {N_SENTENCE}" in text
+    assert f"n (tumour): {N_SENTENCE}" in text
+    assert ("posterior P(n) for cohort in_vivo (fitted in tumour): 5: 0.10, 10: 0.60, 15: 0.20, 20: 0.10; "
+            "most probable n = 10") in text
+    assert "n-sensitivity" not in text
     assert "positive = synergy" in text
     assert "intervals are 95% equal-tailed" in text
     assert "95% CI" in text
@@ -242,7 +275,6 @@ def test_format_passing_result():
     tgi = next(line for line in text.splitlines() if line.strip().startswith("TGI %"))
     assert "70.0" in tgi
     assert "[ok] reported TGI% matches the means" in text
-    assert "s1 / survival: kind 'rate'" in text
     assert "seed 1" in text and "nutpie, 4 chains x 1000 draws (tune 1000)" in text
 
 
@@ -286,3 +318,45 @@ def test_format_of_an_empty_result():
     assert empty.passed is True
     assert "positive = synergy" in text
     assert text.endswith("Diagnostics: nothing was fitted.")
+
+
+# --------------------------------------------------------------------------- n tables
+
+def test_n_posterior_and_sensitivity_round_trip(tmp_path):
+    result = make_result(sensitivity=True)
+    loaded = load_result(result.save(tmp_path / "run"), with_posterior=False)
+    pd.testing.assert_frame_equal(loaded.n_posterior, result.n_posterior, check_exact=False, rtol=5e-6,
+                                  check_dtype=False)
+    assert loaded.n_posterior["reported"].dtype == bool
+    assert loaded.n_posterior["posterior"].sum() == pytest.approx(1.0)
+    pd.testing.assert_frame_equal(loaded.sensitivity, result.sensitivity, check_exact=False, rtol=5e-6,
+                                  check_dtype=False)
+    assert list(loaded.sensitivity["n_treatment"]) == ["5", "10", "marginal"]   # labels stay text
+    assert loaded.format() == result.format()
+
+
+def test_missing_n_tables_load_as_empty_frames(tmp_path):
+    out = make_result().save(tmp_path / "run")
+    (out / "n_posterior.csv").unlink()
+    loaded = load_result(out)
+    assert loaded.n_posterior.empty and loaded.sensitivity.empty
+    assert isinstance(loaded.sensitivity, pd.DataFrame)
+
+
+def test_new_fields_default_to_empty_frames():
+    r = FitResult(tree=xr.DataTree(), synergy=pd.DataFrame(), diagnostics=pd.DataFrame(),
+                  arms=pd.DataFrame(), metadata={})
+    assert r.n_posterior.empty and r.sensitivity.empty and r.checks == []
+    assert not hasattr(r, "skipped")
+    other = FitResult(tree=xr.DataTree(), synergy=pd.DataFrame(), diagnostics=pd.DataFrame(),
+                      arms=pd.DataFrame(), metadata={})
+    assert r.n_posterior is not other.n_posterior          # no shared mutable default
+
+
+def test_format_prints_the_sensitivity_table():
+    text = make_result(sensitivity=True).format()
+    assert "n-sensitivity: score mean (P > 0) under each n per arm" in text
+    line = next(l for l in text.splitlines() if "bliss" in l and "A+B" in l)
+    assert "0.61 (0.97)" in line and "0.77 (0.99)" in line and "0.72 (0.99)" in line
+    header = text.splitlines()[text.splitlines().index(line) - 2]
+    assert header.split()[-3:] == ["5", "10", "marginal"]

@@ -9,8 +9,8 @@ import xarray as xr
 
 from bayes import config
 from bayes.design import make_design
-from bayes.synergy import (REFERENCES, SCALES, cell_table, summarise_draws, synergy_scores,
-                           tgi_percent)
+from bayes.synergy import (REFERENCES, SCALES, cell_table, pooled_table, scale_label, scoring_response,
+                           summarise_draws, synergy_scores, tgi_percent)
 
 DESIGN = make_design([(), ("A",), ("B",), ("A", "B")])
 # two draws of (C, A, B, AB)
@@ -164,9 +164,13 @@ def posterior(n_draws=400, seed=3, with_interaction=True):
     return ds
 
 
+def by_scale(table, reference):
+    return table.set_index("reference").loc[reference, "scale"]
+
+
 def test_cell_table_lower():
     post = posterior()
-    table = cell_table(post, DESIGN, "lower")
+    table = cell_table(post, DESIGN, "positive", "lower")
     assert list(table.columns) == ["reference", "arm", "scale", "mean", "sd", "ci_low", "ci_high",
                                    "ci_prob", "p_synergy"]
     assert list(zip(table["reference"], table["arm"])) == [
@@ -175,7 +179,8 @@ def test_cell_table_lower():
     assert table["p_synergy"].between(0, 1).all()
     assert (table["ci_low"] <= table["mean"]).all() and (table["mean"] <= table["ci_high"]).all()
     assert (table["ci_prob"] == config.CI_PROB).all()
-    assert list(table["scale"]) == [SCALES[r] for r in table["reference"]]
+    assert list(table["scale"]) == [SCALES[("positive", r)] for r in table["reference"]]
+    assert by_scale(table, "bliss") == "log ratio of arm means"
     by = table.set_index("reference")
     gamma = post["interaction"].values.ravel()
     # lower is better: interaction is sign-aligned as -gamma (gamma < 0 = synergy)
@@ -192,7 +197,7 @@ def test_cell_table_lower():
 
 def test_cell_table_higher_has_no_tgi_and_positive_gamma_is_synergy():
     post = posterior()
-    table = cell_table(post, DESIGN, "higher", ci_prob=0.8)
+    table = cell_table(post, DESIGN, "positive", "higher", ci_prob=0.8)
     assert list(table["reference"]) == ["bliss", "hsa", "ra", "interaction"]
     assert (table["ci_prob"] == 0.8).all()
     gamma = post["interaction"].values.ravel()
@@ -205,7 +210,103 @@ def test_cell_table_higher_has_no_tgi_and_positive_gamma_is_synergy():
 
 
 def test_cell_table_without_interaction_variable():
-    table = cell_table(posterior(with_interaction=False), DESIGN, "lower")
+    table = cell_table(posterior(with_interaction=False), DESIGN, "positive", "lower")
     assert "interaction" not in set(table["reference"])
     assert len(table) == 6
     assert isinstance(table, pd.DataFrame)
+
+
+# --------------------------------------------------------------------------- percentages and rates
+
+# two draws of the arm probabilities (C, A, B, AB), e.g. % survival / 100
+PROBS = np.array([[0.10, 0.20, 0.30, 0.80],
+                  [0.05, 0.40, 0.10, 0.50]])
+
+
+@pytest.mark.parametrize("kind", ["percent", "rate"])
+def test_scoring_response_uses_the_unfavourable_probability(kind):
+    p = arm_mean(PROBS)
+    response, direction = scoring_response(p, kind, "higher")
+    assert direction == "lower"
+    np.testing.assert_allclose(response.values, 1.0 - p.values, rtol=1e-12)
+    response, direction = scoring_response(p, kind, "lower")
+    assert direction == "lower"
+    np.testing.assert_allclose(response.values, p.values, rtol=1e-12)
+    # positive endpoints are scored on the arm means as they are
+    response, direction = scoring_response(p, "positive", "higher")
+    assert direction == "higher" and response is p
+
+
+@pytest.mark.parametrize("kind", ["percent", "rate"])
+def test_higher_is_better_probabilities_are_scored_on_q(kind):
+    ds = xr.Dataset({"arm_mean": arm_mean(PROBS)})
+    table = cell_table(ds, DESIGN, kind, "higher").set_index("reference")
+    qC, qA, qB, qAB = (1.0 - PROBS).T
+    bliss = np.log(qA) + np.log(qB) - np.log(qC) - np.log(qAB)
+    hsa = np.log(np.minimum(qA, qB)) - np.log(qAB)
+    ra = np.log(qA + qB) - np.log(qC + qAB)
+    # mean over the two draws: draw 0 is strong synergy (80% vs 28% expected), draw 1 is not
+    assert table.loc["bliss", "mean"] == pytest.approx(bliss.mean(), rel=1e-12)
+    assert table.loc["hsa", "mean"] == pytest.approx(hsa.mean(), rel=1e-12)
+    assert table.loc["ra", "mean"] == pytest.approx(ra.mean(), rel=1e-12)
+    assert table.loc["bliss", "p_synergy"] == pytest.approx((bliss > 0).mean())
+    assert bliss[0] == pytest.approx(np.log(0.8 * 0.7 / (0.9 * 0.2)), rel=1e-12)
+    assert table.loc["bliss", "scale"] == "log ratio of probabilities of the unfavourable outcome"
+    assert scale_label(kind, "interaction") == "log odds (model parameter)"
+    assert "tgi" not in table.index                                  # TGI% is for positive endpoints only
+    assert list(table.index) == ["bliss", "hsa", "ra"]
+
+
+def test_lower_is_better_percent_is_scored_on_p_and_has_no_tgi():
+    ds = xr.Dataset({"arm_mean": arm_mean(PROBS)})
+    table = cell_table(ds, DESIGN, "percent", "lower").set_index("reference")
+    pC, pA, pB, pAB = PROBS.T
+    bliss = np.log(pA) + np.log(pB) - np.log(pC) - np.log(pAB)
+    assert table.loc["bliss", "mean"] == pytest.approx(bliss.mean(), rel=1e-12)
+    assert list(table.index) == ["bliss", "hsa", "ra"]
+
+
+def test_rate_interaction_row_is_plus_gamma_when_higher_is_better():
+    n_draws = 300
+    rng = np.random.default_rng(4)
+    gamma = rng.normal(0.9, 0.6, size=(1, n_draws, 1))
+    probs = np.clip(rng.uniform(0.05, 0.95, size=(n_draws, 4)), 0.05, 0.95)
+    ds = xr.Dataset({"arm_mean": arm_mean(probs),
+                     "interaction": xr.DataArray(gamma, dims=("chain", "draw", "combo"),
+                                                 coords={"combo": ["A+B"], "chain": [0],
+                                                         "draw": np.arange(n_draws)})})
+    row = cell_table(ds, DESIGN, "rate", "higher").set_index("reference").loc["interaction"]
+    g = gamma.ravel()
+    assert row["mean"] == pytest.approx(g.mean(), rel=1e-12)
+    assert row["p_synergy"] == pytest.approx((g > 0).mean())
+    assert 0.8 < row["p_synergy"] < 1.0
+    assert row["scale"] == "log odds (model parameter)"
+    lower = cell_table(ds, DESIGN, "rate", "lower").set_index("reference").loc["interaction"]
+    assert lower["mean"] == pytest.approx(-g.mean(), rel=1e-12)
+
+
+# --------------------------------------------------------------------------- pooled (joint model)
+
+def test_pooled_table_rows():
+    rng = np.random.default_rng(9)
+    mean = rng.normal(0.4, 0.5, size=(2, 500))
+    sd = np.abs(rng.normal(0.0, 0.3, size=(2, 500)))
+    post = xr.Dataset({"synergy_mean": (("chain", "draw"), mean), "synergy_sd": (("chain", "draw"), sd)})
+    table = pooled_table(post, ci_prob=0.9)
+    assert list(table["reference"]) == ["pooled", "pooled_sd"]
+    assert list(table["arm"]) == ["all combinations", "between endpoints"]
+    assert (table["scale"] == "standardised interaction (units of the interaction prior sd)").all()
+    pooled, spread = table.iloc[0], table.iloc[1]
+    assert pooled["mean"] == pytest.approx(mean.mean(), rel=1e-12)
+    assert pooled["p_synergy"] == pytest.approx((mean > 0).mean(), rel=1e-12)
+    assert pooled["ci_low"] == pytest.approx(np.quantile(mean, 0.05), rel=1e-12)
+    assert pooled["ci_prob"] == 0.9
+    assert spread["mean"] == pytest.approx(sd.mean(), rel=1e-12)
+    assert np.isnan(spread["p_synergy"])
+    assert table.columns.tolist() == ["reference", "arm", "scale", "mean", "sd", "ci_low", "ci_high",
+                                      "ci_prob", "p_synergy"]
+
+
+def test_pooled_table_is_empty_without_a_joint_synergy():
+    post = xr.Dataset({"c0_baseline": (("chain", "draw"), np.zeros((1, 3)))})
+    assert pooled_table(post).empty
