@@ -87,6 +87,17 @@ class ModelCache:
 DEFAULT_CACHE = ModelCache()
 
 
+def _relabel(tree: xr.DataTree, spec: ModelSpec) -> xr.DataTree:
+    """A re-used compiled model reports the coordinates of the cell it was compiled
+    for; put this spec's labels (arm, agent, combination names) in their place."""
+    coords = spec.coords()
+
+    def relabel(ds: xr.Dataset) -> xr.Dataset:
+        return ds.assign_coords({d: coords[d] for d in ds.dims if d in coords})
+
+    return tree.map_over_datasets(relabel)
+
+
 def _drop_object_stats(tree: xr.DataTree) -> xr.DataTree:
     """nutpie stores divergence messages as Python objects, which NetCDF cannot hold."""
     stats = tree["sample_stats"].to_dataset()
@@ -109,6 +120,7 @@ def sample_spec(spec: ModelSpec, priors: PriorSet, *, settings: SamplerSettings,
                              tune=settings.tune, chains=settings.chains, cores=settings.cores,
                              seed=seed, target_accept=settings.target_accept, adaptation=settings.adaptation,
                              progress_bar=False, save_warmup=False)
+        tree = _relabel(tree, spec)
     else:
         import pymc as pm
 

@@ -71,10 +71,54 @@ class ModelSpec:
             out[f"n_log_weight_{j}"] = group.log_weight
         return out
 
+    def coords(self) -> dict[str, list]:
+        """Coordinate labels of every dim the model defines (joint-model units are added there)."""
+        coords = {}
+        for i, cell in enumerate(self.cells):
+            coords[prefix(i) + "arm"] = list(cell.design.arms)
+            coords[prefix(i) + "agent"] = list(cell.design.agents)
+            coords[prefix(i) + "combo"] = list(cell.design.combos)
+        for j, group in enumerate(self.groups):
+            coords[f"n_grid_{j}"] = [int(v) for v in group.grid]
+        if self.family == "joint":
+            coords["agent_unit"] = [f"{e}: {a}" for e, a in self.units("agent")[0]]
+            coords["synergy_unit"] = [f"{e}: {c}" for e, c in self.units("combo")[0]]
+        return coords
+
+    def units(self, what: str) -> tuple[list[tuple[str, str]], dict[tuple[str, str], set[str]]]:
+        """Joint-model pooling units ``(endpoint, agent)`` or ``(endpoint, combination)``
+        in first-seen order, and the studies each appears in."""
+        units, studies = [], {}
+        for cell in self.cells:
+            labels = cell.design.agents if what == "agent" else cell.design.combos
+            for label in labels:
+                unit = (cell.endpoint, label)
+                if unit not in studies:
+                    units.append(unit)
+                    studies[unit] = set()
+                studies[unit].add(cell.study)
+        return units, studies
+
     @property
     def structure(self) -> tuple:
-        return (self.family, tuple(c.structure for c in self.cells),
-                tuple(len(g.grid) for g in self.groups))
+        """Equal structures give the same model up to data values and labels, so they
+        can share one compiled model.  For the joint model that includes which cells
+        share pooling units and groups, and each endpoint's benefit direction."""
+        base = (self.family, tuple(c.structure for c in self.cells),
+                tuple(len(g.grid) for g in self.groups),
+                tuple(self.group_of(c) for c in self.cells))
+        if self.family != "joint":
+            return base
+
+        def index(values):
+            order = list(dict.fromkeys(values))
+            return tuple(order.index(v) for v in values)
+
+        studies = index([c.study for c in self.cells])
+        endpoints = index([c.endpoint for c in self.cells])
+        agents = list(dict.fromkeys(a for c in self.cells for a in c.design.agents))
+        return base + (studies, endpoints, tuple(c.better for c in self.cells),
+                       tuple(tuple(agents.index(a) for a in c.design.agents) for c in self.cells))
 
 
 def _cell_likelihood(i: int, cell: Cell, eta, data: dict, priors: PriorSet):
@@ -108,15 +152,8 @@ def _independent_effects(i: int, cell: Cell, priors: PriorSet, interaction: bool
 
 
 def build_model(spec: ModelSpec, priors: PriorSet) -> pm.Model:
-    coords = {}
-    for i, cell in enumerate(spec.cells):
-        coords[prefix(i) + "arm"] = list(cell.design.arms)
-        coords[prefix(i) + "agent"] = list(cell.design.agents)
-        coords[prefix(i) + "combo"] = list(cell.design.combos)
-    for j, group in enumerate(spec.groups):
-        coords[f"n_grid_{j}"] = [int(v) for v in group.grid]
     data = spec.data()
-    with pm.Model(coords=coords) as model:
+    with pm.Model(coords=spec.coords()) as model:
         if spec.family == "joint":
             from bayes.models.joint import joint_effects
 

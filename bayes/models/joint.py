@@ -35,19 +35,6 @@ def _normal_params(priors: PriorSet, key: str) -> tuple[float, float]:
     return prior.kwargs["mu"], prior.kwargs["sigma"]
 
 
-def _units(spec: ModelSpec, what: str) -> tuple[list[tuple[str, str]], dict[tuple[str, str], set[str]]]:
-    units, studies = [], {}
-    for cell in spec.cells:
-        labels = cell.design.agents if what == "agent" else cell.design.combos
-        for label in labels:
-            unit = (cell.endpoint, label)
-            if unit not in studies:
-                units.append(unit)
-                studies[unit] = set()
-            studies[unit].add(cell.study)
-    return units, studies
-
-
 def _study_deviation(name: str, units, studies, spec: ModelSpec, priors: PriorSet):
     """z-deviations per (study, unit) for units in >= 2 studies, and their scale."""
     shared = [(s, u) for u in units if len(studies[u]) > 1 for s in sorted(studies[u])]
@@ -83,15 +70,12 @@ def _pooled_synergy(units, kinds, synergy_mean, synergy_sd):
 
 def joint_effects(spec: ModelSpec, priors: PriorSet) -> list:
     """Link-scale arm values (one tensor per cell) of the joint model."""
-    agent_units, agent_studies = _units(spec, "agent")
-    syn_units, syn_studies = _units(spec, "combo")
+    agent_units, agent_studies = spec.units("agent")
+    syn_units, syn_studies = spec.units("combo")
     links = {c.endpoint: c.link for c in spec.cells}
     kinds = {c.endpoint: c.kind for c in spec.cells}
     signs = {c.endpoint: c.sign for c in spec.cells}
 
-    model = pm.modelcontext(None)
-    model.add_coord("agent_unit", [f"{e}: {a}" for e, a in agent_units])
-    model.add_coord("synergy_unit", [f"{e}: {c}" for e, c in syn_units])
     mus, sigmas = zip(*(_normal_params(priors, prior_key("agent_effect", links[e])) for e, _ in agent_units))
     agent_mean = pm.Normal("agent_effect_mean", mu=np.array(mus), sigma=np.array(sigmas), dims="agent_unit")
     agent_dev, agent_sd = _study_deviation("effect", agent_units, agent_studies, spec, priors)

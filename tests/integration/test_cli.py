@@ -16,13 +16,14 @@ from bayes import cli
 pytestmark = pytest.mark.integration
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
-SMALL = ["--draws", "400", "--tune", "400", "--seed", "11"]
+SMALL = ["--draws", "1000", "--tune", "1000", "--seed", "11"]
 
 
 @pytest.fixture(scope="module")
 def seed_run(tmp_path_factory):
+    # the main job exactly as the README runs it (default draws, seed and model)
     out = tmp_path_factory.mktemp("seed") / "out"
-    code = cli.main(["fit", "--out", str(out), *SMALL])
+    code = cli.main(["fit", "--out", str(out)])
     return code, out
 
 
@@ -61,7 +62,8 @@ def test_fit_records_the_stamp(seed_run):
     assert meta["n_prior"] == {"mode": "marginal", "value": None, "low": 3, "high": 20}
     assert "marginalised over {5, 10, 15, 20}" in meta["n_treatment"]["imatinib_il2_melanoma/tumor_volume"]
     assert meta["model"] == "joint"
-    assert meta["sampler"]["draws"] == 400 and meta["sampler"]["seed"] == 11
+    assert meta["sampler"]["draws"] == 2000 and meta["sampler"]["seed"] == 20261129
+    assert meta["sampler"]["target_accept"] == 0.95 and meta["sampler"]["adaptation"] == "low_rank"
     assert meta["priors"]["set"]["priors"]["interaction"]["prior"]["dist"] == "Normal"
     import xarray as xr
 
