@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from itertools import combinations
 
 import numpy as np
 import pandas as pd
@@ -159,8 +160,6 @@ def endpoint_truth(endpoint: str, kind: str, better: str, *, baseline: float,
     """
     if interaction is not None and synergy is not None:
         raise ValueError("give interaction or synergy, not both")
-    from itertools import combinations
-
     agents = list(effects)
     combos = ["+".join(c) for k in range(2, len(agents) + 1) for c in combinations(agents, k)]
     s = sign_of(better)
@@ -170,7 +169,7 @@ def endpoint_truth(endpoint: str, kind: str, better: str, *, baseline: float,
     unknown = set(values) - set(combos)
     if unknown:
         raise ValueError(f"no combination arm {sorted(unknown)}; arms are {combos}")
-    gamma = {c: float(values.get(c, 0.0)) * (1.0 if interaction is not None else -s) for c in combos}
+    gamma = {c: float(values.get(c, 0.0)) * (1.0 if interaction is not None else -s) + 0.0 for c in combos}
     arms = ["", *agents, *combos]
     eta = [baseline + sum(effects[a] for a in arm.split("+") if a) + gamma.get(arm, 0.0) for arm in arms]
     return EndpointTruth(endpoint, kind, better, tuple(arms), tuple(float(e) for e in eta),

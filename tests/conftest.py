@@ -31,4 +31,4 @@ def cache() -> ModelCache:
 @pytest.fixture(scope="session")
 def quick() -> SamplerSettings:
     """Small but honest sampler settings for integration tests (seeded)."""
-    return SamplerSettings(draws=400, tune=400, chains=4, cores=2, seed=7)
+    return SamplerSettings(draws=1000, tune=1000, chains=4, cores=2, seed=7)

@@ -31,7 +31,7 @@ def _fit_replicates(interaction, reps, cache, quick, seed):
         means, sds = simulate_summaries(log_median, sd, 10, rng)
         study = bayes.study_from_frame(factorial_table(ARMS, means, sds, n=10, digits=0),
                                        name=f"sim{r}")
-        result = bayes.fit(study, settings=quick, seed=seed + r, cache=cache)
+        result = bayes.fit(study, model="factorial", settings=quick, seed=seed + r, cache=cache)
         bliss = result.synergy.query("reference == 'bliss'").iloc[0]
         rows.append((bliss, bliss_true, result.passed))
     return rows
