@@ -133,11 +133,11 @@ def _cell_likelihood(i: int, cell: Cell, eta, data: dict, priors: PriorSet):
     n = pm.Data(p + "n", data[p + "n"])
     if cell.kind == "positive":
         sd_log = priors["sd_log"].create_variable(p + "sd_log", dims=dims)
-        mean, var, kurt = lik.lognormal_moments(eta, sd_log)
+        mean, var = lik.lognormal_moments(eta, sd_log)
     else:
         precision = priors["precision"].create_variable(p + "precision", dims=dims)
-        mean, var, kurt = lik.beta_moments(pt.sigmoid(eta), precision)
-    return lik.summary_loglik(obs_mean, obs_var, mean, var, kurt, n), mean
+        mean, var = lik.beta_moments(pt.sigmoid(eta), precision)
+    return lik.summary_loglik(obs_mean, obs_var, mean, var, n), mean
 
 
 def _independent_effects(i: int, cell: Cell, priors: PriorSet, interaction: bool):
