@@ -68,6 +68,15 @@ def _pooled_synergy(units, kinds, synergy_mean, synergy_sd):
     return pm.Deterministic("synergy", pt.stack(parts), dims="synergy_unit")
 
 
+def _study_value(cell, label: str, units, means, deviations: dict, sd):
+    """A unit's value in this cell's study: the pooled mean plus the study's deviation, if any."""
+    unit = (cell.endpoint, label)
+    value = means[units.index(unit)]
+    if (cell.study, unit) in deviations:
+        value = value + sd * deviations[(cell.study, unit)]
+    return value
+
+
 def joint_effects(spec: ModelSpec, priors: PriorSet) -> list:
     """Link-scale arm values (one tensor per cell) of the joint model."""
     agent_units, agent_studies = spec.units("agent")
@@ -91,24 +100,13 @@ def joint_effects(spec: ModelSpec, priors: PriorSet) -> list:
     for i, cell in enumerate(spec.cells):
         p, d = prefix(i), cell.design
         baseline = priors[prior_key("baseline", cell.link)].create_variable(p + "baseline")
-        effects = []
-        for agent in d.agents:
-            unit = (cell.endpoint, agent)
-            value = agent_mean[agent_units.index(unit)]
-            if (cell.study, unit) in agent_dev:
-                value = value + agent_sd * agent_dev[(cell.study, unit)]
-            effects.append(value)
+        effects = [_study_value(cell, agent, agent_units, agent_mean, agent_dev, agent_sd) for agent in d.agents]
         agent = pm.Deterministic(p + "agent_effect", pt.stack(effects), dims=p + "agent")
         eta = baseline + pt.dot(d.agent_matrix, agent)
         if d.combos:
             _, sigma = _normal_params(priors, prior_key("interaction", cell.link))
-            gammas = []
-            for combo in d.combos:
-                unit = (cell.endpoint, combo)
-                value = delta[syn_units.index(unit)]
-                if (cell.study, unit) in syn_dev:
-                    value = value + syn_sd * syn_dev[(cell.study, unit)]
-                gammas.append(-signs[cell.endpoint] * sigma * value)
+            gammas = [-signs[cell.endpoint] * sigma * _study_value(cell, combo, syn_units, delta, syn_dev, syn_sd)
+                      for combo in d.combos]
             gamma = pm.Deterministic(p + "interaction", pt.stack(gammas), dims=p + "combo")
             eta = eta + pt.dot(d.interaction_matrix, gamma)
         etas.append(eta)
