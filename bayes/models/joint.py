@@ -4,16 +4,21 @@ Units of pooling:
 
 * agent units ``(endpoint, agent)``: one mean effect each, with independent
   priors from the prior set; when the unit appears in two or more studies,
-  each study's effect deviates from the mean by ``study_sd_effect * z``;
+  each study's effect deviates from the mean by ``Normal(0, study_sd_effect)``;
 * synergy units ``(endpoint, combination)``: the sign-aligned standardised
-  interaction ``delta = synergy_mean + synergy_sd * z`` (positive = synergy,
-  in units of that link's interaction prior sd); each study's interaction
-  deviates by ``study_sd_synergy * z`` (same units) when several studies
-  share the unit.  The link-scale interaction is ``gamma = -s * sigma * delta``.
+  interaction ``delta ~ Normal(synergy_mean, synergy_sd)`` (positive =
+  synergy, in units of that link's interaction prior sd); each study's
+  interaction deviates by ``Normal(0, study_sd_synergy)`` (same units) when
+  several studies share the unit.  The link-scale interaction is
+  ``gamma = -s * sigma * delta``.
 * baselines and nuisance parameters stay per cell.
 
-Everything is non-centred.  Effect and interaction priors must be Normal
-here (their mu and sigma define the units); other priors are used as given.
+Parameterisation: the synergy layer is centred for endpoints reported as
+mean +- SD and non-centred for event rates; study deviations are centred.
+The spreads have boundary-avoiding priors (see bayes/priors/default.yaml), so
+the centred parts do not fall into the funnel at zero spread.  Effect and
+interaction priors must be Normal here (their mu and sigma define the
+units); other priors are used as given.
 """
 
 from __future__ import annotations
@@ -36,13 +41,19 @@ def _normal_params(priors: PriorSet, key: str) -> tuple[float, float]:
 
 
 def _study_deviation(name: str, units, studies, spec: ModelSpec, priors: PriorSet):
-    """z-deviations per (study, unit) for units in >= 2 studies, and their scale."""
+    """Deviations per (study, unit) for units in >= 2 studies (centred).
+
+    Centred, because each study's data pin its own effects down well (a
+    non-centred version diverged at large ``study_sd`` on simulated
+    two-study tables); the boundary-avoiding ``study_sd`` prior keeps the
+    sampler out of the funnel at 0 that a centred layer would otherwise have.
+    """
     shared = [(s, u) for u in units if len(studies[u]) > 1 for s in sorted(studies[u])]
     if not shared:
-        return {}, None
+        return {}
     sd = priors["study_sd"].create_variable(f"study_sd_{name}")
-    z = pm.Normal(f"study_z_{name}", 0.0, 1.0, shape=len(shared))
-    return {key: z[i] for i, key in enumerate(shared)}, sd
+    dev = pm.Normal(f"study_dev_{name}", 0.0, sd, shape=len(shared))
+    return {key: dev[i] for i, key in enumerate(shared)}
 
 
 def _pooled_synergy(units, kinds, synergy_mean, synergy_sd):
@@ -68,12 +79,12 @@ def _pooled_synergy(units, kinds, synergy_mean, synergy_sd):
     return pm.Deterministic("synergy", pt.stack(parts), dims="synergy_unit")
 
 
-def _study_value(cell, label: str, units, means, deviations: dict, sd):
+def _study_value(cell, label: str, units, means, deviations: dict):
     """A unit's value in this cell's study: the pooled mean plus the study's deviation, if any."""
     unit = (cell.endpoint, label)
     value = means[units.index(unit)]
     if (cell.study, unit) in deviations:
-        value = value + sd * deviations[(cell.study, unit)]
+        value = value + deviations[(cell.study, unit)]
     return value
 
 
@@ -87,25 +98,25 @@ def joint_effects(spec: ModelSpec, priors: PriorSet) -> list:
 
     mus, sigmas = zip(*(_normal_params(priors, prior_key("agent_effect", links[e])) for e, _ in agent_units))
     agent_mean = pm.Normal("agent_effect_mean", mu=np.array(mus), sigma=np.array(sigmas), dims="agent_unit")
-    agent_dev, agent_sd = _study_deviation("effect", agent_units, agent_studies, spec, priors)
+    agent_dev = _study_deviation("effect", agent_units, agent_studies, spec, priors)
 
     delta = None
     if syn_units:
         synergy_mean = priors["synergy_mean"].create_variable("synergy_mean")
         synergy_sd = priors["synergy_sd"].create_variable("synergy_sd")
         delta = _pooled_synergy(syn_units, kinds, synergy_mean, synergy_sd)
-    syn_dev, syn_sd = _study_deviation("synergy", syn_units, syn_studies, spec, priors)
+    syn_dev = _study_deviation("synergy", syn_units, syn_studies, spec, priors)
 
     etas = []
     for i, cell in enumerate(spec.cells):
         p, d = prefix(i), cell.design
         baseline = priors[prior_key("baseline", cell.link)].create_variable(p + "baseline")
-        effects = [_study_value(cell, agent, agent_units, agent_mean, agent_dev, agent_sd) for agent in d.agents]
+        effects = [_study_value(cell, agent, agent_units, agent_mean, agent_dev) for agent in d.agents]
         agent = pm.Deterministic(p + "agent_effect", pt.stack(effects), dims=p + "agent")
         eta = baseline + pt.dot(d.agent_matrix, agent)
         if d.combos:
             _, sigma = _normal_params(priors, prior_key("interaction", cell.link))
-            gammas = [-signs[cell.endpoint] * sigma * _study_value(cell, combo, syn_units, delta, syn_dev, syn_sd)
+            gammas = [-signs[cell.endpoint] * sigma * _study_value(cell, combo, syn_units, delta, syn_dev)
                       for combo in d.combos]
             gamma = pm.Deterministic(p + "interaction", pt.stack(gammas), dims=p + "combo")
             eta = eta + pt.dot(d.interaction_matrix, gamma)
