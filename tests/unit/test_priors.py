@@ -149,9 +149,9 @@ def test_default_set_has_the_numbers_in_the_yaml(default):
         assert default[key] == Prior("Normal", {"mu": 0.0, "sigma": 1.5})
     assert default["precision"] == Prior("LogNormal", {"mu": 3.0, "sigma": 1.0})
     assert default["synergy_mean"] == Prior("Normal", {"mu": 0.0, "sigma": 1.0})
-    # synergy_sd is not pinned here: it was being changed by the joint-model work when this was written
-    assert default["synergy_sd"].dist in ALLOWED_DISTS
-    assert default["study_sd"] == Prior("HalfNormal", {"sigma": 0.3})
+    # boundary-avoiding spreads of the joint model (see the why texts)
+    assert default["synergy_sd"] == Prior("LogNormal", {"mu": -0.92, "sigma": 0.5})
+    assert default["study_sd"] == Prior("LogNormal", {"mu": -1.6, "sigma": 0.5})
     assert default.name == "default"
     assert default.source == "priors/default.yaml"
     assert default.lines()[3] == "sd_log        ~ HalfNormal(sigma=0.5)"
