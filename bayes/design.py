@@ -37,6 +37,12 @@ class Design:
         return tuple(a for a, ag in zip(self.arms, self.arm_agents) if len(ag) >= 2)
 
     @property
+    def combo_keys(self) -> tuple[str, ...]:
+        """Combination labels that do not depend on agent order ('A+B' == 'B+A'),
+        aligned with :attr:`combos`; used to match combinations across studies."""
+        return tuple("+".join(sorted(ag)) for ag in self.arm_agents if len(ag) >= 2)
+
+    @property
     def structure(self) -> tuple:
         """Hashable shape of the design: cells with equal structure share a compiled model."""
         index = {a: i for i, a in enumerate(self.agents)}

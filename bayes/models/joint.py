@@ -116,8 +116,8 @@ def joint_effects(spec: ModelSpec, priors: PriorSet) -> list:
         eta = baseline + pt.dot(d.agent_matrix, agent)
         if d.combos:
             _, sigma = _normal_params(priors, prior_key("interaction", cell.link))
-            gammas = [-signs[cell.endpoint] * sigma * _study_value(cell, combo, syn_units, delta, syn_dev)
-                      for combo in d.combos]
+            gammas = [-signs[cell.endpoint] * sigma * _study_value(cell, key, syn_units, delta, syn_dev)
+                      for key in d.combo_keys]
             gamma = pm.Deterministic(p + "interaction", pt.stack(gammas), dims=p + "combo")
             eta = eta + pt.dot(d.interaction_matrix, gamma)
         etas.append(eta)
