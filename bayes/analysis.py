@@ -56,6 +56,10 @@ def model_specs(study: Study, model: str, nprior: NPrior) -> list[ModelSpec]:
             groups[key] = cohort_n(nprior, cohort_rows(study.table, *key))
     if model == "joint":
         return [ModelSpec("joint", tuple(cells), tuple(groups.values()))]
+    if model == "link":
+        from bayes.models.link import link_spec
+
+        return [link_spec(cells, groups.values())]
     return [ModelSpec(model, (c,), (groups[(c.study, c.cohort)],)) for c in cells]
 
 

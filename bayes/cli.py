@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("data", nargs="?", help="study CSV (default: the built-in seed study)")
     fit.add_argument("--out", default="bayes-results", help="output folder (default: %(default)s)")
     fit.add_argument("--force", action="store_true", help="replace results already in --out")
-    fit.add_argument("--model", choices=MODEL_NAMES, default="joint",
+    fit.add_argument("--model", choices=[m for m in MODEL_NAMES if m != "link"], default="joint",
                      help="joint (all endpoints and studies in one hierarchical model; default), "
                           "factorial (each endpoint alone: agents + interaction) or additive (no interaction)")
     fit.add_argument("--n", type=_n_value, default=None, metavar="N|marginal",
@@ -108,6 +108,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="validate a study table and print its consistency checks")
     check.add_argument("data", nargs="?", help="study CSV (default: the built-in seed study)")
+
+    link = sub.add_parser("link", help="fit the NK-link model and write link.csv and link.txt")
+    link.add_argument("data", nargs="?", help="study CSV with NK readouts and a tumour endpoint "
+                                               "(default: the built-in seed study)")
+    link.add_argument("--out", default="bayes-results",
+                      help="output folder; link.csv goes beside synergy.csv (default: %(default)s)")
+    link.add_argument("--force", action="store_true", help="replace link.csv/link.txt already in --out")
+    link.add_argument("--n", type=_n_value, default=None, metavar="N|marginal")
+    link.add_argument("--n-range", type=_n_range, default=(3, 20), metavar="LOW-HIGH")
+    link.add_argument("--priors", default="default")
+    link.add_argument("--draws", type=_positive_int, default=config.DEFAULT_DRAWS)
+    link.add_argument("--tune", type=_positive_int, default=config.DEFAULT_TUNE)
+    link.add_argument("--chains", type=_positive_int, default=config.DEFAULT_CHAINS)
+    link.add_argument("--cores", type=_positive_int, default=config.default_cores())
+    link.add_argument("--seed", type=int, default=config.DEFAULT_SEED)
+    link.add_argument("--ci-prob", type=_probability, default=config.CI_PROB)
 
     from bayes import bench
 
@@ -166,13 +182,36 @@ def cmd_check(args) -> int:
     return EXIT_OK
 
 
+def cmd_link(args) -> int:
+    from bayes.link import fit_link
+    from bayes.nprior import NPrior
+    from bayes.priors import load_prior_set
+    from bayes.sampling import SamplerSettings
+
+    study = _load_study(args.data)
+    out = Path(args.out)
+    if not args.force and any((out / f).exists() for f in ("link.csv", "link.txt")):
+        raise BayesError(f"{out} already holds link results; pass --force to replace them, or choose another --out")
+    low, high = args.n_range
+    nprior = NPrior("marginal", None, low, high) if args.n is None else NPrior.fixed(args.n, low, high)
+    settings = SamplerSettings(draws=args.draws, tune=args.tune, chains=args.chains, cores=args.cores,
+                               seed=args.seed)
+    result = fit_link(study, n=nprior, priors=load_prior_set(args.priors), settings=settings,
+                      ci_prob=args.ci_prob)
+    result.save(out, overwrite=args.force)
+    print(result.format())
+    print(f"\nWrote link.csv, link.txt to {out}/")
+    return EXIT_OK if result.passed else EXIT_DIAGNOSTICS
+
+
 def cmd_bench(args) -> int:
     from bayes import bench
 
     return bench.run(args)
 
 
-COMMANDS = {"fit": cmd_fit, "summary": cmd_summary, "check": cmd_check, "bench": cmd_bench}
+COMMANDS = {"fit": cmd_fit, "summary": cmd_summary, "check": cmd_check, "link": cmd_link,
+            "bench": cmd_bench}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,8 +27,8 @@ DEFAULT_SEED = 20261129
 # (partly centred hierarchy, boundary-avoiding synergy_sd prior) low-rank at
 # 0.95 gave R-hat <= 1.007, ESS >= 714 and no divergences at 2000 draws on
 # the seed over three seeds.
-TARGET_ACCEPT = {"factorial": 0.95, "additive": 0.95, "joint": 0.95}
-ADAPTATION = {"factorial": "low_rank", "additive": "low_rank", "joint": "low_rank"}
+TARGET_ACCEPT = {"factorial": 0.95, "additive": 0.95, "joint": 0.95, "link": 0.95}
+ADAPTATION = {"factorial": "low_rank", "additive": "low_rank", "joint": "low_rank", "link": "low_rank"}
 
 
 def default_cores() -> int:

@@ -64,16 +64,16 @@ class FitResult:
         out.mkdir(parents=True, exist_ok=True)
         tree = self.tree.copy()
         tree.attrs = {"bayes_metadata": json.dumps(self.metadata)}
-        _atomic(out / "posterior.nc", lambda p: tree.to_netcdf(p, engine="h5netcdf"))
+        write_atomic(out / "posterior.nc", lambda p: tree.to_netcdf(p, engine="h5netcdf"))
         for name, frame in (("synergy.csv", self.synergy), ("diagnostics.csv", self.diagnostics),
                             ("arms.csv", self.arms), ("n_posterior.csv", self.n_posterior),
                             ("n_sensitivity.csv", self.sensitivity)):
             if name == "n_sensitivity.csv" and frame.empty:
                 continue
-            _atomic(out / name, lambda p, f=frame: f.to_csv(p, index=False, float_format="%.6g"))
+            write_atomic(out / name, lambda p, f=frame: f.to_csv(p, index=False, float_format="%.6g"))
         payload = {**self.metadata, "checks": self.checks}
-        _atomic(out / "run.json", lambda p: Path(p).write_text(json.dumps(payload, indent=2)))
-        _atomic(out / "summary.txt", lambda p: Path(p).write_text(self.format() + "\n"))
+        write_atomic(out / "run.json", lambda p: Path(p).write_text(json.dumps(payload, indent=2)))
+        write_atomic(out / "summary.txt", lambda p: Path(p).write_text(self.format() + "\n"))
         return out
 
     def format(self) -> str:
@@ -85,7 +85,7 @@ class FitResult:
         return self.format()
 
 
-def _atomic(path: Path, write) -> None:
+def write_atomic(path: Path, write) -> None:
     """Write through a temporary file in the same folder, then rename over ``path``."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)

@@ -35,7 +35,7 @@ from bayes.models.cells import Cell
 from bayes.nprior import CohortN
 from bayes.priors import PriorSet
 
-MODEL_NAMES = ("factorial", "additive", "joint")
+MODEL_NAMES = ("factorial", "additive", "joint", "link")
 
 
 def prefix(i: int) -> str:
@@ -90,7 +90,7 @@ class ModelSpec:
         in first-seen order, and the studies each appears in."""
         units, studies = [], {}
         for cell in self.cells:
-            labels = cell.design.agents if what == "agent" else cell.design.combos
+            labels = cell.design.agents if what == "agent" else cell.design.combo_keys
             for label in labels:
                 unit = (cell.endpoint, label)
                 if unit not in studies:
@@ -158,6 +158,10 @@ def build_model(spec: ModelSpec, priors: PriorSet) -> pm.Model:
             from bayes.models.joint import joint_effects
 
             etas = joint_effects(spec, priors)
+        elif spec.family == "link":
+            from bayes.models.link import link_effects
+
+            etas = link_effects(spec, priors)
         else:
             etas = [_independent_effects(i, c, priors, spec.family == "factorial")
                     for i, c in enumerate(spec.cells)]

@@ -172,13 +172,13 @@ def models(seed, priors):
 
 
 def test_model_names():
-    assert MODEL_NAMES == ("factorial", "additive", "joint")
+    assert MODEL_NAMES == ("factorial", "additive", "joint", "link")
 
 
 @pytest.mark.parametrize("family", MODEL_NAMES)
 def test_every_seed_model_has_finite_logp_and_gradient(models, family):
     built = {k: v for k, v in models.items() if k[0] == family}
-    assert len(built) == (1 if family == "joint" else 4)
+    assert len(built) == (1 if family in ("joint", "link") else 4)
     for key, (spec, model) in built.items():
         ip = model.initial_point()
         # one compiled function for both (compiling logp and dlogp separately doubles the time)
@@ -193,9 +193,12 @@ def test_every_seed_model_has_finite_logp_and_gradient(models, family):
                                                          "c0_precision"}
         elif family == "factorial":
             assert "c0_interaction" in names and model["c0_interaction"] in model.free_RVs
-        else:
+        elif family == "joint":
             assert {"synergy_mean", "synergy_sd", "c0_interaction", "c3_interaction"} <= names
             assert model["c0_interaction"] not in model.free_RVs        # a Deterministic of the synergy
+        else:  # link: a latent activation measured by the NK readouts, linked to the outcomes
+            assert {"activation", "link", "loading_free", "residual_sd"} <= names
+            assert "synergy_mean" not in names
 
 
 def values_at(model, names, point):
