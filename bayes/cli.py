@@ -69,6 +69,32 @@ def _probability(text: str) -> float:
     return value
 
 
+def _add_run_options(parser: argparse.ArgumentParser, replaced: str) -> None:
+    """Data, output, n, priors and sampler options shared by the fitting commands."""
+    parser.add_argument("data", nargs="?", help="study CSV (default: the built-in seed study)")
+    parser.add_argument("--out", default="bayes-results", help="output folder (default: %(default)s)")
+    parser.add_argument("--force", action="store_true", help=f"replace {replaced}")
+    parser.add_argument("--n", type=_n_value, default=None, metavar="N|marginal",
+                        help="animals per arm where the table gives none: a number to assume it, or "
+                             "'marginal' (default) to treat it as unknown over --n-range")
+    parser.add_argument("--n-range", type=_n_range, default=(3, 20), metavar="LOW-HIGH",
+                        help="prior range of an unknown n per arm (default 3-20)")
+    parser.add_argument("--priors", default="default", help="built-in prior set name or a YAML file")
+    parser.add_argument("--draws", type=_positive_int, default=config.DEFAULT_DRAWS)
+    parser.add_argument("--tune", type=_positive_int, default=config.DEFAULT_TUNE)
+    parser.add_argument("--chains", type=_positive_int, default=config.DEFAULT_CHAINS)
+    parser.add_argument("--cores", type=_positive_int, default=config.default_cores())
+    parser.add_argument("--seed", type=int, default=config.DEFAULT_SEED)
+    parser.add_argument("--ci-prob", type=_probability, default=config.CI_PROB)
+
+
+def _nprior(args):
+    from bayes.nprior import NPrior
+
+    low, high = args.n_range
+    return NPrior("marginal", None, low, high) if args.n is None else NPrior.fixed(args.n, low, high)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from bayes.models.builder import MODEL_NAMES
     from bayes.sampling import SAMPLERS
@@ -79,28 +105,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     fit = sub.add_parser("fit", help="fit the synergy model and write posterior.nc, synergy.csv, ...")
-    fit.add_argument("data", nargs="?", help="study CSV (default: the built-in seed study)")
-    fit.add_argument("--out", default="bayes-results", help="output folder (default: %(default)s)")
-    fit.add_argument("--force", action="store_true", help="replace results already in --out")
+    _add_run_options(fit, "results already in --out")
     fit.add_argument("--model", choices=[m for m in MODEL_NAMES if m != "link"], default="joint",
                      help="joint (all endpoints and studies in one hierarchical model; default), "
                           "factorial (each endpoint alone: agents + interaction) or additive (no interaction)")
-    fit.add_argument("--n", type=_n_value, default=None, metavar="N|marginal",
-                     help="animals per arm where the table gives none: a number to assume it, or "
-                          "'marginal' (default) to treat it as unknown over --n-range")
-    fit.add_argument("--n-range", type=_n_range, default=(3, 20), metavar="LOW-HIGH",
-                     help="prior range of an unknown n per arm (default 3-20)")
     fit.add_argument("--n-sensitivity", action="store_true",
                      help="also refit at n = 3, 5, 8, 10, 15, 20 and marginalised and write n_sensitivity.csv "
                           "(7 fits; about 2-3 minutes for the joint model on 2 cores)")
-    fit.add_argument("--priors", default="default", help="built-in prior set name or a YAML file")
     fit.add_argument("--sampler", choices=SAMPLERS, default="nutpie")
-    fit.add_argument("--draws", type=_positive_int, default=config.DEFAULT_DRAWS)
-    fit.add_argument("--tune", type=_positive_int, default=config.DEFAULT_TUNE)
-    fit.add_argument("--chains", type=_positive_int, default=config.DEFAULT_CHAINS)
-    fit.add_argument("--cores", type=_positive_int, default=config.default_cores())
-    fit.add_argument("--seed", type=int, default=config.DEFAULT_SEED)
-    fit.add_argument("--ci-prob", type=_probability, default=config.CI_PROB)
     fit.add_argument("--quiet", action="store_true", help="print only the final table")
 
     summary = sub.add_parser("summary", help="print a saved result again, without refitting")
@@ -109,21 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="validate a study table and print its consistency checks")
     check.add_argument("data", nargs="?", help="study CSV (default: the built-in seed study)")
 
-    link = sub.add_parser("link", help="fit the NK-link model and write link.csv and link.txt")
-    link.add_argument("data", nargs="?", help="study CSV with NK readouts and a tumour endpoint "
-                                               "(default: the built-in seed study)")
-    link.add_argument("--out", default="bayes-results",
-                      help="output folder; link.csv goes beside synergy.csv (default: %(default)s)")
-    link.add_argument("--force", action="store_true", help="replace link.csv/link.txt already in --out")
-    link.add_argument("--n", type=_n_value, default=None, metavar="N|marginal")
-    link.add_argument("--n-range", type=_n_range, default=(3, 20), metavar="LOW-HIGH")
-    link.add_argument("--priors", default="default")
-    link.add_argument("--draws", type=_positive_int, default=config.DEFAULT_DRAWS)
-    link.add_argument("--tune", type=_positive_int, default=config.DEFAULT_TUNE)
-    link.add_argument("--chains", type=_positive_int, default=config.DEFAULT_CHAINS)
-    link.add_argument("--cores", type=_positive_int, default=config.default_cores())
-    link.add_argument("--seed", type=int, default=config.DEFAULT_SEED)
-    link.add_argument("--ci-prob", type=_probability, default=config.CI_PROB)
+    link = sub.add_parser("link", help="fit the NK-link model and write link.csv and link.txt "
+                                       "(beside synergy.csv when --out is the same folder)")
+    _add_run_options(link, "link.csv/link.txt already in --out")
 
     from bayes import bench
 
@@ -133,7 +133,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_fit(args) -> int:
     from bayes.analysis import fit
-    from bayes.nprior import NPrior
     from bayes.priors import load_prior_set
     from bayes.sampling import SamplerSettings
     from bayes.sensitivity import n_sensitivity
@@ -148,8 +147,8 @@ def cmd_fit(args) -> int:
     start = time.perf_counter()
     say = None if args.quiet else (lambda line: print(f"[{time.perf_counter() - start:5.1f}s] {line}",
                                                       file=sys.stderr, flush=True))
+    nprior = _nprior(args)
     low, high = args.n_range
-    nprior = NPrior("marginal", None, low, high) if args.n is None else NPrior.fixed(args.n, low, high)
     common = dict(priors=priors, settings=settings, ci_prob=args.ci_prob, progress=say)
     result = fit(study, model=args.model, n=nprior, **common)
     if args.n_sensitivity:
@@ -184,7 +183,6 @@ def cmd_check(args) -> int:
 
 def cmd_link(args) -> int:
     from bayes.link import fit_link
-    from bayes.nprior import NPrior
     from bayes.priors import load_prior_set
     from bayes.sampling import SamplerSettings
 
@@ -192,8 +190,7 @@ def cmd_link(args) -> int:
     out = Path(args.out)
     if not args.force and any((out / f).exists() for f in ("link.csv", "link.txt")):
         raise BayesError(f"{out} already holds link results; pass --force to replace them, or choose another --out")
-    low, high = args.n_range
-    nprior = NPrior("marginal", None, low, high) if args.n is None else NPrior.fixed(args.n, low, high)
+    nprior = _nprior(args)
     settings = SamplerSettings(draws=args.draws, tune=args.tune, chains=args.chains, cores=args.cores,
                                seed=args.seed)
     result = fit_link(study, n=nprior, priors=load_prior_set(args.priors), settings=settings,

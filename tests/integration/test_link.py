@@ -27,6 +27,7 @@ import dataclasses
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import bayes
@@ -113,3 +114,21 @@ def test_seed_runs_end_to_end(settings, cache, tmp_path):
     assert "ecological" in result.sentence and not math.isnan(link["bf10"].iloc[0])
     paths = result.save(tmp_path)
     assert all(p.exists() for p in paths)
+
+
+def test_link_command_writes_beside_synergy_and_refuses_to_overwrite(tmp_path, capsys):
+    from bayes import cli
+
+    out = tmp_path / "seed"
+    out.mkdir()
+    (out / "synergy.csv").write_text("kept\n")        # a fit's output already there
+    assert cli.main(["link", "--out", str(out), "--draws", "1000", "--tune", "1000", "--seed", "7"]) in (0, 3)
+    printed = capsys.readouterr().out
+    assert "carried fraction" in printed and "ecological" in printed and "BF10" in printed
+    table = pd.read_csv(out / "link.csv")
+    assert {"link (sign-aligned)", "carried fraction"} <= set(table["quantity"])
+    assert (out / "synergy.csv").read_text() == "kept\n"
+    before = (out / "link.csv").read_bytes()
+    assert cli.main(["link", "--out", str(out)]) == 2
+    assert "already holds link results" in capsys.readouterr().err
+    assert (out / "link.csv").read_bytes() == before
