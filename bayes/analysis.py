@@ -74,6 +74,9 @@ def fit(study: Study, *, model: str = DEFAULT_MODEL, n: NPrior | int | None = No
     """
     if not 0 < ci_prob < 1:
         raise ValueError("ci_prob must be between 0 and 1")
+    if model == "link":
+        raise ValueError("the NK-link model reports through bayes.link.fit_link (CLI: bayes link), "
+                         "not bayes.fit")
     prior_set = priors if isinstance(priors, PriorSet) else load_prior_set(priors)
     settings = settings or SamplerSettings()
     if seed is not None:

@@ -154,3 +154,8 @@ def test_save_is_atomic_and_refuses_overwrite(tmp_path):
     result.save(tmp_path, overwrite=True)
     assert paths[1].read_text().startswith("Another.")
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_bayes_fit_points_link_users_to_fit_link():
+    with pytest.raises(ValueError, match="bayes.link.fit_link"):
+        bayes.fit(bayes.load_builtin(), model="link")
