@@ -26,9 +26,6 @@ from bayes.errors import BayesError
 FILES = ("posterior.nc", "synergy.csv", "diagnostics.csv", "arms.csv", "n_posterior.csv",
          "n_sensitivity.csv", "run.json", "summary.txt")
 
-REFERENCE_LABELS = {"bliss": "Bliss", "hsa": "HSA", "ra": "RA", "interaction": "interaction",
-                    "tgi": "TGI%"}
-
 
 def node_name(study: str, endpoint: str) -> str:
     """Tree path of one cell; '/' inside names would make a deeper path."""
