@@ -86,7 +86,7 @@ def fit(study: Study, *, model: str = DEFAULT_MODEL, n: NPrior | int | None = No
     cache = cache or DEFAULT_CACHE
 
     tree = xr.DataTree()
-    tables, diags, arms, n_rows, notes = [], [], [], [], {}
+    tables, diags, arms, n_rows, notes, fits = [], [], [], [], {}, []
     for spec in model_specs(study, model, nprior):
         label = "joint model" if spec.family == "joint" else spec.cells[0].endpoint
         key = "joint" if spec.family == "joint" else spec.cells[0].key
@@ -94,6 +94,7 @@ def fit(study: Study, *, model: str = DEFAULT_MODEL, n: NPrior | int | None = No
             progress(f"sampling {model} model: {label if spec.family != 'joint' else f'{len(spec.cells)} cells'}")
         raw, free = sample_spec(spec, prior_set, settings=settings, key=key, cache=cache)
         verdict = diagnose(raw, free)
+        fits.append((spec, raw))
         diag_study = spec.cells[0].study if spec.family != "joint" else "all"
         diags.append((diag_study, label, verdict))
         cell_trees, model_tree = split_cells(raw, spec)
@@ -145,6 +146,7 @@ def fit(study: Study, *, model: str = DEFAULT_MODEL, n: NPrior | int | None = No
         n_posterior=pd.concat(n_rows, ignore_index=True) if n_rows else pd.DataFrame(),
         metadata=metadata,
         checks=[(c.name, c.status, c.message) for c in consistency_checks(study)],
+        fits=fits,
     )
 
 

@@ -217,6 +217,7 @@ class LinkResult:
     tree: xr.DataTree                 # raw posterior (cell variables prefixed c<i>_)
     diagnostics: pd.DataFrame
     metadata: dict = field(default_factory=dict)
+    spec: LinkSpec | None = None      # the fitted model's spec (for model comparison)
 
     @property
     def passed(self) -> bool:
@@ -284,4 +285,4 @@ def fit_link(study, *, n=None, priors: PriorSet | str = "default", settings=None
                 "ci_prob": ci_prob, "ci_kind": config.CI_KIND}
     return LinkResult(table=table, sentence=link_sentence(table), tree=raw,
                       diagnostics=diagnostics_frame([(spec.cells[0].study, "link model", verdict)]),
-                      metadata=metadata)
+                      metadata=metadata, spec=spec)

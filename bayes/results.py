@@ -42,6 +42,9 @@ class FitResult:
     n_posterior: pd.DataFrame = field(default_factory=pd.DataFrame)
     sensitivity: pd.DataFrame = field(default_factory=pd.DataFrame)
     checks: list[tuple[str, str, str]] = field(default_factory=list)
+    # (ModelSpec, raw sampled tree) per sampled model, for model comparison and
+    # sensitivity in the same session; not saved (the split trees above are).
+    fits: list = field(default_factory=list, repr=False)
 
     @property
     def passed(self) -> bool:

@@ -33,7 +33,7 @@ from pytensor.tensor.special import softmax
 from bayes import likelihoods as lik
 from bayes.models.cells import Cell
 from bayes.nprior import CohortN
-from bayes.priors import PriorSet
+from bayes.priors import Prior, PriorSet
 
 MODEL_NAMES = ("factorial", "additive", "joint", "link")
 
@@ -44,6 +44,25 @@ def prefix(i: int) -> str:
 
 def prior_key(parameter: str, link: str) -> str:
     return parameter if link == "log" else f"{parameter}_logit"
+
+
+SIGN_ALIGNED = ("Normal", "StudentT", "Laplace")
+
+
+def interaction_prior(priors: PriorSet, cell: Cell) -> Prior:
+    """The cell's interaction prior with its location read as sign-aligned.
+
+    A prior set's ``interaction`` mu is in synergy units (positive = synergy),
+    so the same optimistic file means "better than additive" for a volume
+    (lower is better: negative log interaction) and for a survival rate
+    (higher is better: positive logit interaction).  Symmetric location
+    families only; mu = 0 (the default set) is unchanged.
+    """
+    prior = priors[prior_key("interaction", cell.link)]
+    mu = prior.kwargs.get("mu")
+    if prior.dist in SIGN_ALIGNED and isinstance(mu, float) and mu != 0.0:
+        return Prior(prior.dist, {**prior.kwargs, "mu": -cell.sign * mu})
+    return prior
 
 
 @dataclass(frozen=True)
@@ -146,7 +165,7 @@ def _independent_effects(i: int, cell: Cell, priors: PriorSet, interaction: bool
     agent = priors[prior_key("agent_effect", cell.link)].create_variable(p + "agent_effect", dims=p + "agent")
     eta = baseline + pt.dot(d.agent_matrix, agent)
     if interaction and d.combos:
-        gamma = priors[prior_key("interaction", cell.link)].create_variable(p + "interaction", dims=p + "combo")
+        gamma = interaction_prior(priors, cell).create_variable(p + "interaction", dims=p + "combo")
         eta = eta + pt.dot(d.interaction_matrix, gamma)
     return eta
 

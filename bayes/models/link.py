@@ -55,7 +55,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from bayes.errors import InputError
-from bayes.models.builder import ModelSpec, _independent_effects, prefix, prior_key
+from bayes.models.builder import ModelSpec, _independent_effects, interaction_prior, prefix, prior_key
 from bayes.models.cells import Cell
 from bayes.nprior import CohortN
 from bayes.priors import PriorSet
@@ -227,7 +227,7 @@ def link_effects(spec: ModelSpec, priors: PriorSet) -> list:
         beta = priors[prior_key("agent_effect", cell.link)].create_variable(p + "agent_effect", dims=p + "agent")
         eta = baseline + pt.dot(d.agent_matrix, beta) + theta[k] * activation(cell)
         if d.combos:
-            gamma = priors[prior_key("interaction", cell.link)].create_variable(p + "interaction",
+            gamma = interaction_prior(priors, cell).create_variable(p + "interaction",
                                                                                 dims=p + "combo")
             eta = eta + pt.dot(d.interaction_matrix, gamma)
             # the direct interaction in latent-combo order

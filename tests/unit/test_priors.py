@@ -371,3 +371,20 @@ def test_create_variable_nested_makes_the_hyperprior():
     point = {"agent_effect": np.array([0.2, -0.4]), "agent_effect_sigma_log__": np.log(0.7)}
     logp = model.compile_logp(vars=[model["agent_effect"]], sum=False)(point)[0]
     np.testing.assert_allclose(logp, stats.norm(0, 0.7).logpdf([0.2, -0.4]), rtol=1e-8)
+
+
+def test_interaction_mu_is_read_as_synergy_for_either_direction(default):
+    """A positive interaction mu means 'better than additive': a negative log
+    interaction for a volume, a positive logit interaction for survival."""
+    from bayes.data import load_builtin
+    from bayes.models.builder import interaction_prior
+    from bayes.models.cells import make_cell
+
+    study = load_builtin("seed")
+    cells = {e: make_cell(study.cell(s, e)) for s, e in study.cells()}
+    hopeful = default.with_overrides({
+        "interaction": {"dist": "Normal", "kwargs": {"mu": 0.5, "sigma": 1.0}},
+        "interaction_logit": {"dist": "Normal", "kwargs": {"mu": 0.5, "sigma": 1.5}}})
+    assert interaction_prior(hopeful, cells["tumor_volume"]).kwargs["mu"] == -0.5
+    assert interaction_prior(hopeful, cells["survival"]).kwargs["mu"] == 0.5
+    assert interaction_prior(default, cells["tumor_volume"]) == default["interaction"]
