@@ -1,4 +1,4 @@
-"""The ``bayes`` command line: ``fit``, ``summary`` and ``check``.
+"""The ``bayes`` command line: ``report``, ``fit``, ``summary``, ``check``, ``link`` and ``bench``.
 
 Exit codes: 0 success; 2 bad input or usage (one line on stderr naming the
 file, row and column); 3 results written but at least one fit failed its
@@ -125,6 +125,16 @@ def build_parser() -> argparse.ArgumentParser:
                                        "(beside synergy.csv when --out is the same folder)")
     _add_run_options(link, "link.csv/link.txt already in --out")
 
+    report = sub.add_parser("report", help="write the model-comparison report (report.html + report.md): "
+                                           "all models, comparison, sensitivity, figures")
+    _add_run_options(report, "a report already in --out")
+    report.set_defaults(out="bayes-report")
+    report.add_argument("--prior-sets", default="default,sceptical,optimistic",
+                        help="comma-separated prior sets to compare (default: %(default)s)")
+    report.add_argument("--smc-draws", type=_positive_int, default=2000,
+                        help="SMC particles per chain for the marginal likelihoods (default: %(default)s)")
+    report.add_argument("--quiet", action="store_true", help="no progress lines")
+
     from bayes import bench
 
     bench.add_parser(sub)
@@ -201,6 +211,31 @@ def cmd_link(args) -> int:
     return EXIT_OK if result.passed else EXIT_DIAGNOSTICS
 
 
+def cmd_report(args) -> int:
+    from bayes import report
+    from bayes.priors import load_prior_set
+    from bayes.sampling import SamplerSettings
+
+    study = _load_study(args.data)
+    prior_sets = [p.strip() for p in args.prior_sets.split(",") if p.strip()]
+    for name in [args.priors, *prior_sets]:
+        load_prior_set(name)                      # refuse a bad name before any sampling
+    out = Path(args.out)
+    if not args.force and any((out / f).exists() for f in report.REPORT_FILES):
+        raise BayesError(f"{out} already holds a report; pass --force to replace it, or choose another --out")
+    settings = SamplerSettings(draws=args.draws, tune=args.tune, chains=args.chains, cores=args.cores,
+                               seed=args.seed)
+    say = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+    data = report.compute(study, priors=args.priors, settings=settings, n=_nprior(args),
+                          prior_sets=tuple(prior_sets), smc_draws=args.smc_draws, ci_prob=args.ci_prob,
+                          progress=say)
+    command = "bayes " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("bayes") else ""
+    report.write(data, out, overwrite=args.force, command=command)
+    print("\n".join(f"- {line}" for line in report.conclusions(data)))
+    print(f"\nWrote {out / 'report.html'} (open it in a browser; it works offline) and {out / 'report.md'}")
+    return EXIT_OK if data.fit.passed else EXIT_DIAGNOSTICS
+
+
 def cmd_bench(args) -> int:
     from bayes import bench
 
@@ -208,7 +243,7 @@ def cmd_bench(args) -> int:
 
 
 COMMANDS = {"fit": cmd_fit, "summary": cmd_summary, "check": cmd_check, "link": cmd_link,
-            "bench": cmd_bench}
+            "report": cmd_report, "bench": cmd_bench}
 
 
 def main(argv: list[str] | None = None) -> int:

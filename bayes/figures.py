@@ -50,6 +50,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from bayes import config
+from bayes.results import write_atomic
 
 WIDTH = 8.0                      # inches; 800 px at the default 100 dpi
 DPI = 100
@@ -446,6 +447,16 @@ def _reported_n(study, study_name: str, endpoint: str) -> dict | None:
     return known or None
 
 
+def predictive_table(fit, *, study=None, seed: int = 0, draws: int = 2000) -> pd.DataFrame:
+    """:func:`predictive_summaries` of every fitted cell in one table (``study``
+    supplies reported n; cell k uses seed ``seed + k``)."""
+    parts = []
+    for k, (study_name, endpoint, node) in enumerate(_cells(fit)):
+        n = _reported_n(study, study_name, endpoint)
+        parts.append(predictive_summaries(node, seed=seed + k, draws=draws, n=n))
+    return pd.concat(parts, ignore_index=True)
+
+
 def ppc(fit, *, study=None, seed: int = 0, draws: int = 2000, width: float = WIDTH,
         summaries: pd.DataFrame | None = None) -> Figure:
     """Posterior predictive check of the reported summaries; plain matplotlib.
@@ -457,11 +468,7 @@ def ppc(fit, *, study=None, seed: int = 0, draws: int = 2000, width: float = WID
     ``summaries`` re-uses a table from :func:`predictive_summaries`.
     """
     if summaries is None:
-        parts = []
-        for k, (study_name, endpoint, node) in enumerate(_cells(fit)):
-            n = _reported_n(study, study_name, endpoint)
-            parts.append(predictive_summaries(node, seed=seed + k, draws=draws, n=n))
-        summaries = pd.concat(parts, ignore_index=True)
+        summaries = predictive_table(fit, study=study, seed=seed, draws=draws)
     units = _units(study)
     cells = list(dict.fromkeys(zip(summaries["study"], summaries["endpoint"])))
     several = len({s for s, _ in cells}) > 1
@@ -629,12 +636,12 @@ def save_link(link, out_dir: str | os.PathLike, *, study_csv: str | os.PathLike 
     (the study table, which rebuilds the model spec)."""
     out = Path(out_dir)
     link.save(out, overwrite=True)
-    link.tree.to_netcdf(out / "link_tree.nc", engine="h5netcdf")
+    write_atomic(out / "link_tree.nc", lambda p: link.tree.to_netcdf(p, engine="h5netcdf"))
     payload = {"metadata": link.metadata, "sentence": link.sentence,
                "diagnostics": json.loads(link.diagnostics.to_json(orient="records"))}
-    (out / "link.json").write_text(json.dumps(payload, indent=2, default=str))
+    write_atomic(out / "link.json", lambda p: Path(p).write_text(json.dumps(payload, indent=2, default=str)))
     if study_csv is not None:
-        shutil.copyfile(study_csv, out / "study.csv")
+        write_atomic(out / "study.csv", lambda p: shutil.copyfile(study_csv, p))
     return out
 
 

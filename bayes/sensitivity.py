@@ -1,15 +1,26 @@
-"""n-sensitivity: the key results under each assumed n and marginalised.
+"""Sensitivity: the key results under each assumption the paper leaves open.
 
-The paper did not say how many animals each arm had, so the answer must be
-shown to depend on it (or not).  Every n treatment is the same model with
-different prior weights on the n grid (:mod:`bayes.nprior`), so the whole
-sweep re-uses one compiled model per structure.  Key results: per endpoint,
-Bliss (and the pooled synergy for the joint model), with mean, interval and
-P(synergy).
+A conclusion is only as good as what it leans on.  Three sweeps refit the
+same model under different assumptions and put the key results side by side
+(per endpoint, Bliss, and the pooled synergy of the joint model: mean,
+interval and P(synergy)):
+
+* ``n_sensitivity``: each assumed n per arm, and n marginalised.  Every n
+  treatment is the same model with different prior weights on the n grid
+  (:mod:`bayes.nprior`), so the sweep re-uses one compiled model;
+* ``prior_sensitivity``: each named prior set (``bayes/priors/*.yaml``);
+* ``se_what_if``: the paper's "±" read as the standard error of the mean
+  instead of the SD, one cohort at a time and all at once.  SEM = SD /
+  sqrt(n), so an SE reading makes the arms noisier by sqrt(n) at every n,
+  and n stays unknown.
+
+``psense_table`` adds ArviZ's power-scaling diagnosis (prior and likelihood
+sensitivity of each synergy parameter) for one fitted joint model.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from bayes.analysis import fit
@@ -18,39 +29,106 @@ from bayes.nprior import NPrior
 
 DEFAULT_VALUES = (3, 5, 8, 10, 15, 20)
 KEY_REFERENCES = ("bliss", "pooled")
+KEY_COLUMNS = ["study", "endpoint", "reference", "arm", "mean", "ci_low", "ci_high", "ci_prob",
+               "p_synergy", "diagnostics"]
+
+
+def key_results(synergy: pd.DataFrame) -> pd.DataFrame:
+    """The rows a sensitivity table compares: Bliss per endpoint and the pooled synergy."""
+    return synergy[synergy["reference"].isin(KEY_REFERENCES)][KEY_COLUMNS]
+
+
+def sweep(variants: list[tuple[str, Study, dict]], *, column: str, progress=None,
+          **fit_kwargs) -> pd.DataFrame:
+    """Fit each ``(label, study, extra fit kwargs)`` variant; key results with a ``column`` label."""
+    frames = []
+    for label, study, extra in variants:
+        if progress:
+            progress(f"{column.replace('_', ' ')}: {label}")
+        result = fit(study, **{**fit_kwargs, **extra})
+        frames.append(key_results(result.synergy).assign(**{column: label}))
+    frame = pd.concat(frames, ignore_index=True)
+    return frame[[column] + KEY_COLUMNS]
 
 
 def n_sensitivity(study: Study, *, model: str, values=DEFAULT_VALUES, low: int = 3, high: int = 20,
                   progress=None, **fit_kwargs) -> pd.DataFrame:
     """One row per n treatment x key result; ``fit_kwargs`` go to :func:`bayes.fit`."""
     low, high = min(low, *values), max(high, *values)
-    treatments = [(str(v), NPrior.fixed(v, low, high)) for v in values]
-    treatments.append(("marginal", NPrior("marginal", None, low, high)))
-    frames = []
-    for label, nprior in treatments:
-        if progress:
-            progress(f"n-sensitivity: n = {label}")
-        result = fit(study, model=model, n=nprior, **fit_kwargs)
-        key = result.synergy[result.synergy["reference"].isin(KEY_REFERENCES)]
-        frames.append(key.assign(n_treatment=label, diagnostics=key["diagnostics"])[
-            ["n_treatment", "study", "endpoint", "reference", "arm", "mean", "ci_low", "ci_high",
-             "ci_prob", "p_synergy", "diagnostics"]])
-    return pd.concat(frames, ignore_index=True)
+    variants = [(str(v), study, {"n": NPrior.fixed(v, low, high)}) for v in values]
+    variants.append(("marginal", study, {"n": NPrior("marginal", None, low, high)}))
+    return sweep(variants, column="n_treatment", progress=progress, model=model, **fit_kwargs)
 
 
-def format_sensitivity(frame: pd.DataFrame) -> list[str]:
-    """Wide text table: rows = endpoint x score, columns = n treatment (mean and P>0)."""
+def prior_sensitivity(study: Study, *, prior_sets=("default", "sceptical", "optimistic"), model: str = "joint",
+                      progress=None, **fit_kwargs) -> pd.DataFrame:
+    """One row per prior set x key result."""
+    variants = [(str(name), study, {"priors": name}) for name in prior_sets]
+    return sweep(variants, column="prior_set", progress=progress, model=model, **fit_kwargs)
+
+
+def read_as_se(study: Study, cohorts=None) -> Study:
+    """``study`` with the "±" of the given cohorts (default: all) read as SEM instead of SD.
+
+    Only rows that report an SD and no SE change; a reported n stays, so SD
+    follows from it; rates and rows with both SD and SE are left alone.
+    """
+    table = study.table.copy()
+    mask = table["sd"].notna() & table["se"].isna()
+    if cohorts is not None:
+        mask &= table["cohort"].isin(list(cohorts))
+    table.loc[mask, "se"] = table.loc[mask, "sd"]
+    table.loc[mask, "sd"] = np.nan
+    which = "all cohorts" if cohorts is None else ", ".join(cohorts)
+    return Study(table, f"{study.source} [± read as SEM: {which}]",
+                 f"{study.data_hash}+se:{which}", study.provenance)
+
+
+def se_what_if(study: Study, *, model: str = "joint", progress=None, **fit_kwargs) -> pd.DataFrame:
+    """Key results with "±" as entered (SD), as SEM per cohort, and as SEM everywhere."""
+    table = study.table
+    cohorts = list(dict.fromkeys(table.loc[table["sd"].notna() & table["se"].isna(), "cohort"]))
+    variants = [("as entered (SD)", study, {})]
+    variants += [(f"SEM in {c}", read_as_se(study, [c]), {}) for c in cohorts]
+    if len(cohorts) > 1:
+        variants.append(("SEM everywhere", read_as_se(study), {}))
+    return sweep(variants, column="reading", progress=progress, model=model, **fit_kwargs)
+
+
+def wide(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Rows = endpoint x score x arm, columns = the sweep's labels, cells 'mean (P>0)'."""
+    frame = frame.assign(cell=frame["mean"].map("{:.2f}".format) + " (" +
+                         frame["p_synergy"].map("{:.2f}".format) + ")" +
+                         np.where(frame["diagnostics"] == "ok", "", " !"))
+    out = frame.pivot_table(index=["endpoint", "reference", "arm"], columns=column, values="cell",
+                            aggfunc="first", sort=False)
+    return out[list(frame[column].drop_duplicates())]
+
+
+def format_sensitivity(frame: pd.DataFrame, column: str = "n_treatment") -> list[str]:
+    """Wide text table of a sweep (mean and P>0 per label); '!' marks a failed fit."""
     if frame.empty:
         return []
-    frame = frame.assign(cell=frame["mean"].map("{:.2f}".format) + " (" +
-                         frame["p_synergy"].map("{:.2f}".format) + ")")
-    wide = frame.pivot_table(index=["endpoint", "reference", "arm"], columns="n_treatment",
-                             values="cell", aggfunc="first", sort=False)
-    order = [c for c in frame["n_treatment"].drop_duplicates()]
-    wide = wide[order]
-    failed = set(frame.loc[frame["diagnostics"] != "ok", "n_treatment"])
-    header = "n-sensitivity: score mean (P > 0) under each n per arm; 'marginal' = n unknown, summed out"
-    lines = ["", header, wide.to_string()]
+    headers = {"n_treatment": "n-sensitivity: score mean (P > 0) under each n per arm; "
+                              "'marginal' = n unknown, summed out",
+               "prior_set": "prior sensitivity: score mean (P > 0) under each prior set",
+               "reading": "SD-vs-SE what-if: score mean (P > 0) with the '±' read as SD or as SEM"}
+    lines = ["", headers.get(column, column), wide(frame, column).to_string()]
+    failed = sorted(set(frame.loc[frame["diagnostics"] != "ok", column]))
     if failed:
-        lines.append(f"  diagnostics FAILED for n = {', '.join(sorted(failed))}: treat those columns with caution")
+        lines.append(f"  '!' = diagnostics FAILED ({', '.join(failed)}): treat those columns with caution")
     return lines
+
+
+def psense_table(tree, var_names: list[str]) -> pd.DataFrame:
+    """ArviZ power-scaling sensitivity (Kallioniemi et al. 2024) of ``var_names``.
+
+    ``tree`` needs ``log_prior`` and ``log_likelihood`` groups
+    (:func:`bayes.compare.with_log_groups`).  Columns: prior and likelihood
+    sensitivity (CJS distance per unit log power-scaling) and ArviZ's
+    diagnosis; values above 0.05 are flagged by ArviZ as sensitive.
+    """
+    import arviz as az
+
+    table = az.psense_summary(tree, var_names=var_names)
+    return table.reset_index().rename(columns={"index": "parameter"})

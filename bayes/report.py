@@ -1,0 +1,539 @@
+"""The model-comparison report: every analysis a reviewer needs, in one document.
+
+:func:`compute` runs the analyses on one study table (the main joint fit,
+the per-endpoint factorial and additive fits, the NK-link model, the model
+comparison, the prior, n and SD-vs-SE sensitivity sweeps, power-scaling
+sensitivity and the prior predictive checks) and returns a
+:class:`ReportData`.  :func:`write` turns that into ``report.html`` (one
+self-contained file that opens offline), its Markdown twin ``report.md``
+with ``figures/*.png``, every table as CSV in ``tables/``, the main fit's
+result folder in ``fit/`` and ``run.json`` (version, data hash, priors,
+sampler settings, timings).  ``ReportData.save`` / ``load`` store the
+computed pieces so a report can be rebuilt without sampling.
+
+The plain-language conclusions are generated from the computed numbers by
+:func:`conclusions`; nothing in the text is typed in.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bayes import config
+from bayes._version import __version__
+from bayes.data import Study
+from bayes.errors import BayesError
+from bayes.render import Figure, Section, Table, to_html, to_markdown
+from bayes.results import FitResult, load_result, write_atomic
+
+REPORT_FILES = ("report.html", "report.md", "run.json")
+PRIOR_SETS = ("default", "sceptical", "optimistic")
+SMC_DRAWS = 2000
+
+
+@dataclass
+class ReportData:
+    """Everything the report shows, computed once."""
+
+    study: Study
+    fit: FitResult                                   # joint model, chosen priors (the headline)
+    factorial: FitResult | None = None
+    link: object | None = None                       # bayes.link.LinkResult
+    link_note: str = ""
+    comparison: object | None = None                 # bayes.compare.Comparison
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)   # sensitivity, prior checks, ...
+    timings: dict[str, float] = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
+
+    def table(self, name: str) -> pd.DataFrame:
+        return self.tables.get(name, pd.DataFrame())
+
+
+# ---------------------------------------------------------------- computing
+
+class _Clock:
+    """Progress lines with elapsed time, and per-step timings."""
+
+    def __init__(self, progress):
+        self.progress, self.start, self.timings, self._step = progress, time.perf_counter(), {}, None
+
+    def step(self, name: str, line: str):
+        self.stop()
+        self._step = (name, time.perf_counter())
+        self.say(line)
+
+    def say(self, line: str):
+        if self.progress:
+            self.progress(f"[{time.perf_counter() - self.start:6.1f}s] {line}")
+
+    def stop(self):
+        if self._step:
+            name, t0 = self._step
+            self.timings[name] = round(time.perf_counter() - t0, 2)
+            self._step = None
+
+
+def compute(study: Study, *, priors: str = "default", settings=None, n=None, seed: int | None = None,
+            prior_sets=PRIOR_SETS, n_values=None, smc_draws: int = SMC_DRAWS, smc_chains: int = 2,
+            ci_prob: float = config.CI_PROB, progress=None) -> ReportData:
+    """Run every analysis of the report on ``study``; ``progress`` gets one line per step."""
+    from bayes import sensitivity as sens
+    from bayes.analysis import as_nprior, fit
+    from bayes.compare import compare_models, with_log_groups
+    from bayes.prior_predictive import compare_prior_sets
+    from bayes.priors import load_prior_set
+    from bayes.sampling import DEFAULT_CACHE, SamplerSettings
+
+    settings = settings or SamplerSettings()
+    if seed is not None:
+        settings = dataclasses.replace(settings, seed=int(seed))
+    prior_set = load_prior_set(priors)
+    nprior = as_nprior(n)
+    clock = _Clock(progress)
+    common = dict(priors=prior_set, settings=settings, ci_prob=ci_prob, cache=DEFAULT_CACHE)
+
+    clock.step("joint", "fitting the joint model (all endpoints; the headline result)")
+    main = fit(study, model="joint", n=nprior, **common)
+    clock.step("factorial", "fitting each endpoint alone, with interaction (factorial)")
+    factorial = fit(study, model="factorial", n=nprior, **common)
+    clock.step("additive", "fitting each endpoint alone, without interaction (additive)")
+    additive = fit(study, model="additive", n=nprior, **common)
+
+    link, link_note = None, ""
+    clock.step("link", "fitting the NK-link model")
+    try:
+        from bayes.link import fit_link
+
+        link = fit_link(study, n=nprior, priors=prior_set, settings=settings, ci_prob=ci_prob)
+    except BayesError as err:     # InputError is a BayesError: e.g. no immune readout, several studies
+        link_note = str(err)
+        clock.say(f"  NK-link model skipped: {link_note}")
+
+    fits = {"additive": additive.fits, "factorial": factorial.fits, "joint": main.fits}
+    if link is not None:
+        fits["link"] = [(link.spec, link.tree)]
+    clock.step("comparison", f"comparing models (PSIS-LOO, SMC marginal likelihoods with {smc_draws} "
+                             "particles per chain, stacking)")
+    comparison = compare_models(fits, prior_set, smc_draws=smc_draws, smc_chains=smc_chains,
+                                seed=settings.seed, progress=clock.say)
+
+    tables: dict[str, pd.DataFrame] = {}
+    key = sens.key_results(main.synergy)
+    clock.step("prior_sets", f"refitting under prior sets: {', '.join(p for p in prior_sets if p != priors)}")
+    others = [(p, study, {"priors": p}) for p in prior_sets if p != prior_set.name]
+    tables["prior_sensitivity"] = _with_main(
+        sens.sweep(others, column="prior_set", progress=clock.say, model="joint", n=nprior,
+                   settings=settings, ci_prob=ci_prob) if others else None,
+        key, "prior_set", prior_set.name)
+
+    clock.step("prior_predictive", "prior predictive checks of each prior set (forward draws)")
+    implied, synergy_prior = compare_prior_sets(study, names=tuple(prior_sets), seed=settings.seed)
+    tables["prior_predictive"] = implied
+    tables["prior_synergy"] = synergy_prior
+
+    clock.step("psense", "power-scaling prior and likelihood sensitivity (psense)")
+    (spec, raw), = main.fits
+    logged = with_log_groups(spec, raw, prior_set, seed=settings.seed)
+    names = [v for v in ("synergy_mean", "synergy_sd", "synergy") if v in logged["posterior"].data_vars]
+    tables["psense"] = sens.psense_table(logged, names) if names else pd.DataFrame()
+
+    values = tuple(n_values or sens.DEFAULT_VALUES)
+    if nprior.mode == "marginal" and not study.n_known:
+        clock.step("n_sensitivity", f"n-sensitivity: refitting at n = {', '.join(map(str, values))}")
+        from bayes.nprior import NPrior
+
+        low, high = min(nprior.low, *values), max(nprior.high, *values)
+        variants = [(str(v), study, {"n": NPrior.fixed(v, low, high)}) for v in values]
+        tables["n_sensitivity"] = _with_main(
+            sens.sweep(variants, column="n_treatment", progress=clock.say, model="joint", **common),
+            key, "n_treatment", "marginal", first=False)
+
+    reread = [c for c in dict.fromkeys(study.table.loc[study.table["sd"].notna() & study.table["se"].isna(),
+                                                       "cohort"])]
+    if reread:
+        clock.step("se_what_if", "SD-vs-SE what-if: refitting with '±' read as SEM")
+        variants = [(f"SEM in {c}", sens.read_as_se(study, [c]), {}) for c in reread]
+        if len(reread) > 1:
+            variants.append(("SEM everywhere", sens.read_as_se(study), {}))
+        tables["se_what_if"] = _with_main(
+            sens.sweep(variants, column="reading", progress=clock.say, model="joint", n=nprior, **common),
+            key, "reading", "as entered (SD)")
+    clock.stop()
+    return ReportData(study=study, fit=main, factorial=factorial, link=link, link_note=link_note,
+                      comparison=comparison, tables=tables, timings=clock.timings,
+                      settings={"sampler": settings.to_dict(), "smc_draws": smc_draws, "smc_chains": smc_chains,
+                                "prior_sets": list(prior_sets), "priors": prior_set.name,
+                                "n_values": list(values)})
+
+
+def _with_main(frame: pd.DataFrame | None, key: pd.DataFrame, column: str, label: str,
+               first: bool = True) -> pd.DataFrame:
+    """A sweep's table with the main fit's key results added under ``label`` (not refitted)."""
+    main = key.assign(**{column: label})[[column] + list(key.columns)]
+    parts = [main, frame] if first else [frame, main]
+    return pd.concat([p for p in parts if p is not None], ignore_index=True)
+
+
+# ---------------------------------------------------------------- words from numbers
+
+def verbal(p: float) -> str:
+    """A fixed verbal scale for P(synergy), stated in the report's method section."""
+    if p >= 0.99:
+        return "virtually certain"
+    if p >= 0.95:
+        return "very likely"
+    if p >= 0.80:
+        return "likely"
+    if p > 0.20:
+        return "uncertain"
+    if p > 0.05:
+        return "unlikely (antagonism likely)"
+    return "very unlikely (antagonism very likely)"
+
+
+VERBAL_SCALE = ("P(synergy) ≥ 0.99 virtually certain; ≥ 0.95 very likely; ≥ 0.80 likely; 0.20–0.80 "
+                "uncertain; ≤ 0.20 unlikely; ≤ 0.05 very unlikely (antagonism very likely).")
+
+SWEEPS = (("prior_sensitivity", "prior_set", "prior set"), ("n_sensitivity", "n_treatment", "n per arm"),
+          ("se_what_if", "reading", "± reading"))
+
+
+def _name(endpoint: str) -> str:
+    return endpoint.replace("_", " ")
+
+
+def robustness(data: ReportData) -> pd.DataFrame:
+    """Per endpoint (Bliss) and pooled synergy: the range of P(synergy) over every sensitivity fit."""
+    rows = []
+    frames = [data.table(t).assign(sweep=label, variant=data.table(t)[col].astype(str))
+              for t, col, label in SWEEPS if not data.table(t).empty]
+    if not frames:
+        return pd.DataFrame()
+    every = pd.concat(frames, ignore_index=True)
+    for (endpoint, reference, arm), block in every.groupby(["endpoint", "reference", "arm"], sort=False):
+        lo, hi = block.loc[block["p_synergy"].idxmin()], block.loc[block["p_synergy"].idxmax()]
+        verdicts = (verbal(lo["p_synergy"]), verbal(hi["p_synergy"]))
+        rows.append({"endpoint": endpoint, "score": reference, "combination": arm, "fits": len(block),
+                     "p_low": lo["p_synergy"], "under_low": f"{lo['sweep']}: {lo['variant']}",
+                     "p_high": hi["p_synergy"], "under_high": f"{hi['sweep']}: {hi['variant']}",
+                     "verdict": verdicts[0] if verdicts[0] == verdicts[1] else " … ".join(verdicts),
+                     "failed_fits": int((block["diagnostics"] != "ok").sum())})
+    return pd.DataFrame(rows)
+
+
+def conclusions(data: ReportData) -> list[str]:
+    """Plain-language conclusions, each sentence computed from the tables."""
+    out = []
+    if not data.fit.passed:
+        out.append("WARNING: the main fit failed its sampling diagnostics (see Diagnostics); "
+                   "every number below is provisional.")
+    syn = data.fit.synergy
+    ci = f"{100 * float(data.fit.metadata.get('ci_prob', config.CI_PROB)):g}%"
+    bliss = syn[syn["reference"] == "bliss"]
+    for r in bliss.itertuples():
+        out.append(f"{_name(r.endpoint).capitalize()} ({r.study}, {r.arm}): synergy by Bliss independence is "
+                   f"{verbal(r.p_synergy)} (P = {r.p_synergy:.3f}; Bliss score {r.mean:.2f}, {ci} CI "
+                   f"{r.ci_low:.2f} to {r.ci_high:.2f}; positive = synergy).")
+    pooled = syn[syn["reference"] == "pooled"]
+    for r in pooled.itertuples():
+        out.append(f"Across endpoints, the pooled synergy (standardised interaction, joint model) is "
+                   f"{r.mean:.2f} ({ci} CI {r.ci_low:.2f} to {r.ci_high:.2f}): synergy on average is "
+                   f"{verbal(r.p_synergy)} (P = {r.p_synergy:.3f}).")
+    rob = robustness(data)
+    for r in rob.itertuples():
+        what = f"{_name(r.endpoint)} ({r.combination})" if r.score == "bliss" else "the pooled synergy"
+        if verbal(r.p_low) == verbal(r.p_high):
+            out.append(f"Robustness: for {what}, the verdict '{verbal(r.p_low)}' holds in all {r.fits} "
+                       f"sensitivity fits (P(synergy) {r.p_low:.2f} to {r.p_high:.2f}).")
+        else:
+            out.append(f"Robustness: for {what}, P(synergy) ranges from {r.p_low:.2f} ({r.under_low}) to "
+                       f"{r.p_high:.2f} ({r.under_high}) over {r.fits} sensitivity fits, so the verdict "
+                       "leans on what the paper did not report or on the prior.")
+    if data.comparison is not None:
+        out.append(data.comparison.sentence)
+    if data.link is not None:
+        out.append(data.link.sentence)
+    elif data.link_note:
+        out.append(f"The NK-link model was not fitted: {data.link_note}")
+    caveat = (data.study.provenance or {}).get("caveat")
+    if caveat:
+        out.append("About the data: " + " ".join(str(caveat).split()))
+    return out
+
+
+# ---------------------------------------------------------------- the document
+
+DISPLAY_COLUMNS = {"mean": "mean", "sd": "sd", "ci_low": "CI low", "ci_high": "CI high",
+                   "p_synergy": "P(synergy)"}
+
+
+def _scores(frame: pd.DataFrame) -> pd.DataFrame:
+    cols = [c for c in ("study", "endpoint", "reference", "arm", "mean", "sd", "ci_low", "ci_high",
+                        "p_synergy", "n_per_arm", "diagnostics") if c in frame]
+    return frame[cols].rename(columns={"reference": "score", "arm": "combination", **DISPLAY_COLUMNS})
+
+
+def _figure(make, name: str, caption: str, problems: list[str]) -> Figure | None:
+    """Render one figure; a failure is reported in the document instead of aborting it."""
+    from bayes import figures
+
+    try:
+        fig = make()
+    except Exception as err:  # noqa: BLE001 - one broken figure must not lose the whole report
+        problems.append(f"figure '{name}' could not be drawn: {type(err).__name__}: {err}")
+        return None
+    return Figure(figures.to_png(fig), caption, name)
+
+
+def _prior_sets_table(names) -> pd.DataFrame:
+    from bayes.priors import load_prior_set
+
+    sets = {n: load_prior_set(n) for n in names}
+    params = list(dict.fromkeys(p for s in sets.values() for p in s.priors))
+    return pd.DataFrame({"parameter": params,
+                         **{n: [str(s.priors[p]) if p in s.priors else "" for p in params]
+                            for n, s in sets.items()}})
+
+
+def sections(data: ReportData) -> tuple[list[Section], list[str]]:
+    """The report's sections, and any problems met while drawing figures."""
+    from bayes import figures
+    from bayes.priors import load_prior_set
+    from bayes.sensitivity import wide
+
+    problems: list[str] = []
+    fit, meta = data.fit, data.fit.metadata
+    ci = f"{100 * float(meta.get('ci_prob', config.CI_PROB)):g}%"
+    priors = load_prior_set(data.settings.get("priors", "default"))
+    out = []
+
+    out.append(Section("Conclusions", "conclusions").add(
+        ("list", conclusions(data)),
+        f"Verbal scale used throughout: {VERBAL_SCALE} Scores are sign-aligned: positive = synergy. "
+        f"Intervals are {ci} equal-tailed credible intervals."))
+
+    study = data.study
+    table = study.table.copy()
+    table["agents"] = table["agents"].map(lambda a: "+".join(a) if a else "control")
+    cols = [c for c in ("study", "endpoint", "arm", "kind", "better", "mean", "sd", "se", "n", "percent",
+                        "unit", "cohort", "day") if c in table]
+    data_sec = Section("Data, checks and assumptions", "data").add(
+        f"Source: {study.source} (hash {study.data_hash[:19]}…), {len(table)} rows, "
+        f"{len(study.cells())} study × endpoint cells.",
+        Table(table[cols], "The table as read (one row per study × endpoint × arm)", "data", digits=2))
+    if fit.checks:
+        data_sec.add(Table(pd.DataFrame(fit.checks, columns=["check", "status", "message"]),
+                           "Consistency checks on the table", "checks"))
+    assumptions = [f"n per arm ({k}): {v}" for k, v in meta.get("n_treatment", {}).items()]
+    missing = (study.provenance or {}).get("missing") or []
+    assumptions += [f"Not reported: {' '.join(str(m).split())}" for m in missing]
+    data_sec.add("Assumptions the analysis had to make, and what the source did not report:",
+                 ("list", assumptions))
+    if not fit.n_posterior.empty:
+        data_sec.add(Table(fit.n_posterior, "Prior and posterior probability of each n per arm "
+                                            "(marginalised n; reported n has probability 1)", "n_posterior"),
+                     _figure(lambda: figures.n_posterior(fit), "n_posterior",
+                             "Prior vs posterior probability of n per arm, per cohort.", problems))
+    out.append(data_sec)
+
+    syn = fit.synergy
+    forest_rows = [syn]
+    if data.factorial is not None:
+        forest_rows.append(data.factorial.synergy)
+    both = pd.concat(forest_rows, ignore_index=True)
+    out.append(Section("Synergy", "synergy").add(
+        _figure(lambda: figures.forest(both, by="model"), "forest",
+                f"Synergy scores per endpoint × reference model (Bliss, HSA, response additivity), joint "
+                f"model and each endpoint fitted alone (factorial); mean and {ci} CI; positive = synergy.",
+                problems),
+        Table(_scores(syn), "Synergy scores, joint model (headline)", "synergy_joint"),
+        Table(_scores(data.factorial.synergy), "Synergy scores, each endpoint fitted alone (factorial)",
+              "synergy_factorial") if data.factorial is not None else None,
+        Table(fit.arms, "Reported arm values against the posterior arm means (data units)", "arms", digits=2)))
+
+    prior_sec = Section("Priors and what they imply", "priors").add(
+        "Three prior sets ship with bayes: default (weakly informative, no lean), sceptical (interactions "
+        "shrunk towards zero) and optimistic (synergy expected a priori). Their YAML files say why each "
+        "number was chosen; docs/priors.md shows how to turn a statement such as 'imatinib alone changes "
+        "volume by -30% to +10% with 90% probability' into a prior with PreliZ.",
+        Table(_prior_sets_table(data.settings.get("prior_sets", PRIOR_SETS)), "Prior sets side by side",
+              "prior_sets"))
+    if not data.table("prior_predictive").empty:
+        prior_sec.add(Table(data.table("prior_predictive"), "Prior predictive check: the arm means each prior "
+                            "set implies, in data units, against the reported values", "prior_predictive",
+                            digits=2))
+    if not data.table("prior_synergy").empty:
+        prior_sec.add(Table(data.table("prior_synergy"), "Synergy scores implied by each prior set before "
+                            "seeing the data", "prior_synergy"))
+    prior_sec.add(_figure(lambda: figures.prior_posterior(fit, priors, study=study), "prior_posterior",
+                          "Prior vs posterior of each interaction (sign-aligned; joint model).", problems))
+    out.append(prior_sec)
+
+    fit_sec = Section("Posterior predictive checks", "ppc").add(
+        "What a paper would have reported, simulated from the posterior (n drawn from its posterior per "
+        "draw, or the reported n), against what it did report. A reported value far in a tail (p near 0 or "
+        "1) flags a misfit.")
+    seed = int(meta.get("sampler", {}).get("seed", 0))
+    try:
+        ppc = figures.predictive_table(fit, study=study, seed=seed)
+    except Exception as err:  # noqa: BLE001 - reported in the document, not fatal
+        problems.append(f"posterior predictive checks failed: {type(err).__name__}: {err}")
+        ppc = None
+    if ppc is not None:
+        fit_sec.add(_figure(lambda: figures.ppc(fit, study=study, summaries=ppc), "ppc",
+                            "Posterior predictive 90% interval of each arm's reported summary (bar) and the "
+                            "reported value (diamond).", problems),
+                    Table(ppc, "Posterior predictive summaries per arm and statistic", "ppc", digits=3))
+    out.append(fit_sec)
+
+    link_sec = Section("Does NK activity carry the antitumour effect?", "nk_link")
+    if data.link is not None:
+        link_sec.add(data.link.sentence,
+                     _figure(lambda: figures.nk_link(data.link), "nk_link",
+                             "Latent NK activation per arm against each outcome on its link scale, with the "
+                             "fitted link.", problems),
+                     Table(data.link.table, "NK-link model", "link"))
+    else:
+        link_sec.add(f"Not fitted: {data.link_note or 'no immune readout'}")
+    out.append(link_sec)
+
+    cmp_sec = Section("Model comparison", "comparison")
+    if data.comparison is not None:
+        cmp_sec.add(data.comparison.sentence,
+                    Table(data.comparison.table, "Additive vs interaction (factorial) vs joint vs NK-link: "
+                          "PSIS-LOO, stacking weights, SMC marginal likelihoods and Bayes factors", "comparison"),
+                    Table(data.comparison.interactions, "Savage-Dickey Bayes factors for each interaction "
+                          "(factorial fits)", "interactions"))
+    out.append(cmp_sec)
+
+    sens_sec = Section("Sensitivity", "sensitivity").add(
+        "Each conclusion refitted under every prior set, every assumed n per arm and with the '±' read as "
+        "SEM instead of SD. Cells: mean (P(synergy)); '!' marks a fit that failed its diagnostics.")
+    rob = robustness(data)
+    if not rob.empty:
+        sens_sec.add(Table(rob, "Range of P(synergy) over all sensitivity fits", "robustness"))
+    for name, column, label in SWEEPS:
+        if not data.table(name).empty:
+            sens_sec.add(Table(wide(data.table(name), column), f"Key results under each {label}", name))
+    if not data.table("psense").empty:
+        sens_sec.add("Power-scaling sensitivity (ArviZ psense): how much each synergy parameter moves when "
+                     "the prior or the likelihood is raised to a power near 1. Values above 0.05 are flagged: "
+                     "'prior-data conflict' when both are sensitive, 'strong prior / weak likelihood' when "
+                     "only the prior is.",
+                     Table(data.table("psense"), "psense: prior and likelihood sensitivity", "psense"))
+    out.append(sens_sec)
+
+    diags = [fit.diagnostics.assign(model="joint")]
+    if data.factorial is not None:
+        diags.append(data.factorial.diagnostics.assign(model="factorial"))
+    if data.link is not None:
+        diags.append(data.link.diagnostics.assign(model="link"))
+    diag = pd.concat(diags, ignore_index=True)
+    out.append(Section("Diagnostics", "diagnostics").add(
+        f"Gate: R-hat ≤ {config.RHAT_MAX}, bulk and tail ESS ≥ {config.ESS_PER_CHAIN_MIN} per chain, "
+        "no divergent transitions. A failing fit is flagged in every table, never dropped.",
+        Table(diag, "Sampling diagnostics per fit", "diagnostics")))
+
+    sampler = data.settings.get("sampler", meta.get("sampler", {}))
+    repro = [f"bayes {meta.get('bayes_version')}, Python {meta.get('python')}",
+             f"data: {meta.get('data_source')} ({meta.get('data_hash')})",
+             f"priors: {priors.name} ({priors.hash[:19]}…); prior sets compared: "
+             f"{', '.join(data.settings.get('prior_sets', []))}",
+             f"sampler: {sampler.get('sampler')}, {sampler.get('chains')} chains × {sampler.get('draws')} draws "
+             f"(tune {sampler.get('tune')}), seed {sampler.get('seed')}; SMC: {data.settings.get('smc_chains')} "
+             f"chains × {data.settings.get('smc_draws')} particles",
+             "run times (s): " + ", ".join(f"{k} {v:.1f}" for k, v in data.timings.items())]
+    if problems:
+        repro += [f"problem: {p}" for p in problems]
+    out.append(Section("Reproducibility", "reproducibility").add(("list", repro)))
+    return out, problems
+
+
+def write(data: ReportData, out_dir, *, overwrite: bool = False, command: str = "") -> Path:
+    """Write report.html, report.md, figures/, tables/, fit/ and run.json into ``out_dir``."""
+    from bayes import render
+
+    out = Path(out_dir)
+    existing = [f for f in REPORT_FILES if (out / f).exists()]
+    if existing and not overwrite:
+        raise BayesError(f"{out} already holds a report ({', '.join(existing)}); pass --force to replace it, "
+                         "or choose another --out")
+    secs, problems = sections(data)
+    meta = data.fit.metadata
+    title = f"Synergy report: {data.study.source}"
+    subtitle = (f"bayes {__version__} · data hash {data.study.data_hash[:19]}… · "
+                f"created {meta.get('created', '')}")
+    for sub in ("figures", "tables"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    for fig in render.figures(secs):
+        write_atomic(out / "figures" / f"{fig.name}.png", lambda p, b=fig.png: Path(p).write_bytes(b))
+    for tab in render.tables(secs):
+        write_atomic(out / "tables" / f"{tab.name}.csv",
+                     lambda p, f=tab.frame: f.to_csv(p, index=not isinstance(f.index, pd.RangeIndex),
+                                                     float_format="%.6g"))
+    data.fit.save(out / "fit", overwrite=overwrite)
+    if data.factorial is not None:
+        data.factorial.save(out / "factorial", overwrite=overwrite)
+    if data.comparison is not None:
+        data.comparison.save(out / "comparison", overwrite=overwrite)
+    if data.link is not None:
+        from bayes.figures import save_link
+
+        save_link(data.link, out / "link", study_csv=study_csv(data.study))
+    save_data_tables(data, out / "data", overwrite=overwrite)
+    write_atomic(out / "report.html", lambda p: Path(p).write_text(to_html(title, secs, subtitle=subtitle)))
+    write_atomic(out / "report.md", lambda p: Path(p).write_text(to_markdown(title, secs, subtitle=subtitle)))
+    run = {**{k: v for k, v in meta.items() if k != "n_treatment"}, "command": command,
+           "report": data.settings, "timings_s": data.timings, "problems": problems}
+    write_atomic(out / "run.json", lambda p: Path(p).write_text(json.dumps(run, indent=2, default=str)))
+    return out
+
+
+def study_csv(study: Study) -> Path | None:
+    """The CSV a study was read from (a shipped dataset's file for built-ins), if any."""
+    from importlib import resources
+
+    if Path(study.source).is_file():
+        return Path(study.source)
+    if study.source.startswith("built-in dataset '"):
+        name = study.source.split("'")[1]
+        return Path(str(resources.files("bayes") / "datasets" / f"{name}.csv"))
+    return None
+
+
+def save_data_tables(data: ReportData, folder: Path, *, overwrite: bool = False) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, frame in data.tables.items():
+        write_atomic(folder / f"{name}.csv", lambda p, f=frame: f.to_csv(p, index=False, float_format="%.6g"))
+    info = {"timings": data.timings, "settings": data.settings, "link_note": data.link_note}
+    write_atomic(folder / "report.json", lambda p: Path(p).write_text(json.dumps(info, indent=2, default=str)))
+
+
+def load(out_dir, study: Study) -> ReportData:
+    """Rebuild :class:`ReportData` from a written report folder (no sampling)."""
+    out = Path(out_dir)
+    if not (out / "data" / "report.json").exists():
+        raise BayesError(f"{out} is not a report folder (no data/report.json); create one with 'bayes report'")
+    info = json.loads((out / "data" / "report.json").read_text())
+    tables = {p.stem: pd.read_csv(p) for p in sorted((out / "data").glob("*.csv"))}
+    fit = load_result(out / "fit")
+    factorial = load_result(out / "factorial") if (out / "factorial").exists() else None
+    comparison = link = None
+    if (out / "comparison").exists():
+        from bayes.compare import Comparison
+
+        comparison = Comparison.load(out / "comparison")
+    if (out / "link").exists():
+        from bayes.figures import load_link
+
+        link = load_link(out / "link")
+    return ReportData(study=study, fit=fit, factorial=factorial, link=link, link_note=info.get("link_note", ""),
+                      comparison=comparison, tables=tables, timings=info.get("timings", {}),
+                      settings=info.get("settings", {}))

@@ -1,0 +1,65 @@
+"""Sensitivity helpers that need no sampling: the SD-as-SEM reading and the wide tables."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayes import load_builtin
+from bayes.models.cells import make_cell
+from bayes.sensitivity import format_sensitivity, key_results, read_as_se, wide
+
+
+@pytest.fixture(scope="module")
+def seed():
+    return load_builtin("seed")
+
+
+def test_reading_one_cohort_as_sem_moves_only_its_sds(seed):
+    se = read_as_se(seed, ["splenocytes"])
+    before, after = seed.table, se.table
+    spl = (before["cohort"] == "splenocytes").to_numpy()
+    assert np.array_equal(after.loc[spl, "se"].to_numpy(), before.loc[spl, "sd"].to_numpy())
+    assert after.loc[spl, "sd"].isna().all()
+    pd.testing.assert_frame_equal(after[~spl], before[~spl])
+    assert se.data_hash != seed.data_hash and "SEM" in se.source
+
+
+def test_sem_reading_makes_the_arm_sd_grow_with_root_n(seed):
+    """SD = SEM * sqrt(n): at n = 9 the model sees three times the reported spread."""
+    rows = read_as_se(seed).cell("imatinib_il2_melanoma", "ifn_gamma")
+    cell = make_cell(rows)
+    n = np.full((1, 4), 9.0)
+    var_se = cell.inputs(n)["obs_var"]
+    var_sd = make_cell(seed.cell("imatinib_il2_melanoma", "ifn_gamma")).inputs(n)["obs_var"]
+    np.testing.assert_allclose(var_se, 9 * var_sd)
+
+
+def test_rates_are_untouched_by_the_sem_reading(seed):
+    table = read_as_se(seed).table
+    surv = table[table["endpoint"] == "survival"]
+    pd.testing.assert_frame_equal(surv, seed.table[seed.table["endpoint"] == "survival"])
+
+
+def _frame(labels, p):
+    rows = []
+    for label, prob in zip(labels, p):
+        rows.append({"n_treatment": label, "study": "s", "endpoint": "tumor_volume", "reference": "bliss",
+                     "arm": "A+B", "mean": 0.5, "ci_low": 0.1, "ci_high": 0.9, "ci_prob": 0.95,
+                     "p_synergy": prob, "diagnostics": "ok" if prob > 0.5 else "FAILED"})
+    return pd.DataFrame(rows)
+
+
+def test_wide_table_keeps_sweep_order_and_marks_failed_fits():
+    frame = _frame(["5", "3", "marginal"], [0.99, 0.4, 0.97])
+    table = wide(frame, "n_treatment")
+    assert list(table.columns) == ["5", "3", "marginal"]
+    assert table.iloc[0].tolist() == ["0.50 (0.99)", "0.50 (0.40) !", "0.50 (0.97)"]
+    text = "\n".join(format_sensitivity(frame))
+    assert "n-sensitivity" in text and "FAILED (3)" in text
+
+
+def test_key_results_keep_bliss_and_pooled_rows_only():
+    frame = pd.concat([_frame(["x"], [0.9]).assign(reference=r) for r in ("bliss", "hsa", "pooled", "tgi")])
+    assert sorted(key_results(frame)["reference"]) == ["bliss", "pooled"]
