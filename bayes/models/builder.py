@@ -170,7 +170,15 @@ def _independent_effects(i: int, cell: Cell, priors: PriorSet, interaction: bool
     return eta
 
 
-def build_model(spec: ModelSpec, priors: PriorSet) -> pm.Model:
+def build_model(spec: ModelSpec, priors: PriorSet, *, pointwise: bool = False) -> pm.Model:
+    """The PyMC model of ``spec``.
+
+    ``pointwise=True`` also keeps each cell's log-likelihood per candidate n
+    and arm as a Deterministic ``c<i>_pointwise`` (dims ``n_grid_<j>``,
+    ``c<i>_arm``), for model comparison (:mod:`bayes.compare`).  It adds no
+    random variable and no density term, so it changes neither the posterior
+    nor the default graph that compiled models are cached on.
+    """
     data = spec.data()
     with pm.Model(coords=spec.coords()) as model:
         if spec.family == "joint":
@@ -188,6 +196,9 @@ def build_model(spec: ModelSpec, priors: PriorSet) -> pm.Model:
         for i, (cell, eta) in enumerate(zip(spec.cells, etas)):
             loglik, arm_mean = _cell_likelihood(i, cell, eta, data, priors)
             pm.Deterministic(prefix(i) + "arm_mean", arm_mean, dims=prefix(i) + "arm")
+            if pointwise:
+                pm.Deterministic(prefix(i) + "pointwise", loglik,
+                                 dims=(f"n_grid_{spec.group_of(cell)}", prefix(i) + "arm"))
             per_group[spec.group_of(cell)].append(loglik.sum(axis=1))
         for j, terms in enumerate(per_group):
             log_w = pm.Data(f"n_log_weight_{j}", data[f"n_log_weight_{j}"], dims=f"n_grid_{j}")

@@ -1,0 +1,512 @@
+"""Which model describes a study best: additive, factorial, joint or NK-link?
+
+Three views, each with its caveat, in one :class:`Comparison`:
+
+* **PSIS-LOO** (``az.loo``) and **stacking weights** (``az.compare``): how
+  well each model predicts one arm's reported summary from the other arms.
+  The unit left out is one arm of one endpoint (its mean and SD together, or
+  its k of n).  With three or four arms per endpoint every arm is
+  influential, so Pareto k is often above 0.7; the table counts those arms
+  and the sentence says when LOO is therefore unreliable.
+* **Marginal likelihoods** by sequential Monte Carlo (``pm.sample_smc``),
+  with their spread across SMC chains, and log10 Bayes factors against the
+  additive model.  SMC tempers ``model.datalogp``, which includes the
+  ``pm.Potential`` that carries our summed-over-n likelihood, so the
+  estimate is the evidence of the model as fitted.  Factorial and additive
+  fits are one independent model per endpoint, so their log evidence is the
+  sum over endpoints.  Bayes factors depend on the priors (a wider
+  interaction prior lowers the factorial model's evidence), LOO much less so.
+* **Savage-Dickey** Bayes factors for each interaction of the factorial fits
+  (prior density at 0 over posterior density at 0): valid because each
+  interaction has its own prior, independent of the other parameters, and
+  the additive model is the factorial one with that interaction at 0.
+
+Pointwise log-likelihood and unknown n
+--------------------------------------
+When n is not reported it is summed out per cohort inside a Potential, so
+the arms of a cohort are *not* conditionally independent given the model
+parameters theta alone: they share n.  They are independent given theta
+*and* n.  The model keeps, per draw, the conditional posterior of n,
+``p(n | theta, y)`` (the Deterministic ``n_weight_<j>``).  Drawing one n per
+draw and cohort from those weights turns the posterior draws of theta into
+draws ``(theta, n)`` of the augmented posterior ``p(theta, n | y)``, exactly
+(not an approximation: ``p(theta, n | y) = p(theta | y) p(n | theta, y)``).
+On that augmented model the arms are conditionally independent, with
+``log p(y_arm | theta, n)`` the pointwise log-likelihood, so PSIS-LOO over
+those draws estimates ``sum_arm log p(y_arm | y_-arm)`` in the usual way:
+the importance ratios ``1 / p(y_arm | theta, n)`` reweight ``p(theta, n |
+y)`` into ``p(theta, n | y_-arm)``.  The extra Monte Carlo noise of the n
+draw is part of the estimate; it is seeded.  When n is reported (or fixed)
+the grid has one allowed value and the draw is trivial.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bayes.errors import BayesError, InputError
+from bayes.models.builder import ModelSpec, build_model, interaction_prior, prefix
+from bayes.priors import Prior, PriorSet, load_prior_set
+from bayes.results import write_atomic
+
+MODEL_ORDER = ("additive", "factorial", "joint", "link")
+REFERENCE = "additive"
+K_THRESHOLD = 0.7
+LL_VAR = "arms"           # the log_likelihood variable (one value per arm)
+# SMC defaults: 4 chains of 1000 particles.  On the seed study (2 cores,
+# compilation included) that took 9 s for the four additive models together,
+# 14 s for the four factorial ones, 19 s for the joint and 27 s for the
+# NK-link model, with chain-to-chain sds of log ML of 0.2-0.6.  2000
+# particles did not shrink the joint model's spread (0.34) and cost more
+# than 4x the time (90 s with convergence checks on, now switched off).
+SMC_DRAWS = 1000
+SMC_CHAINS = 4
+COLUMNS = ("model", "elpd_loo", "se", "p_loo", "n_obs", "n_k_gt_0.7", "max_k", "weight",
+           "log_ml", "log_ml_sd", "log10_bf_vs_additive", "smc_seconds", "smc_draws", "smc_chains", "note")
+FILES = ("comparison.csv", "interactions.csv")
+
+
+# ---------------------------------------------------------------- pointwise log-likelihood
+
+def _loglik_model(spec: ModelSpec, priors: PriorSet):
+    return build_model(spec, priors, pointwise=True)
+
+
+def arm_labels(spec: ModelSpec) -> list[str]:
+    """Observation labels ``study/endpoint/arm``, in the model's cell and arm order."""
+    return [f"{c.study}/{c.endpoint}/{arm}" for c in spec.cells for arm in c.design.arms]
+
+
+def draw_n_index(weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One grid index per draw from per-draw probabilities ``weights`` (..., G)."""
+    w = np.asarray(weights, float)
+    cdf = np.cumsum(w, axis=-1)
+    cdf /= cdf[..., -1:]
+    u = rng.random(w.shape[:-1])
+    return np.minimum((cdf < u[..., None]).sum(axis=-1), w.shape[-1] - 1)
+
+
+def pointwise_loglik(spec: ModelSpec, raw: xr.DataTree, priors: PriorSet, *, seed: int,
+                     model=None) -> xr.DataArray:
+    """Log-likelihood of each arm's reported summary per posterior draw, dims
+    (chain, draw, obs), obs labelled ``study/endpoint/arm``.
+
+    n is drawn per draw and cohort from its conditional posterior weights
+    (``n_weight_<j>`` in ``raw``), with ``seed``; see the module docstring for
+    why that makes PSIS-LOO legitimate.
+    """
+    import pymc as pm
+
+    model = model or _loglik_model(spec, priors)
+    post = raw["posterior"].to_dataset()
+    names = [prefix(i) + "pointwise" for i in range(len(spec.cells))]
+    values = pm.compute_deterministics(post, model=model, var_names=names, progressbar=False)
+    rng = np.random.default_rng(seed)
+    index = [draw_n_index(post[f"n_weight_{j}"].transpose("chain", "draw", f"n_grid_{j}").to_numpy(), rng)
+             for j in range(len(spec.groups))]
+    parts = []
+    for i, cell in enumerate(spec.cells):
+        j = spec.group_of(cell)
+        ll = values[names[i]].transpose("chain", "draw", f"n_grid_{j}", prefix(i) + "arm").to_numpy()
+        parts.append(np.take_along_axis(ll, index[j][:, :, None, None], axis=2)[:, :, 0, :])
+    data = np.concatenate(parts, axis=-1)
+    return xr.DataArray(data, dims=("chain", "draw", "obs"),
+                        coords={"chain": post["chain"].to_numpy(), "draw": post["draw"].to_numpy(),
+                                "obs": arm_labels(spec)}, name=LL_VAR)
+
+
+def with_log_groups(spec: ModelSpec, raw: xr.DataTree, priors: PriorSet, *, seed: int) -> xr.DataTree:
+    """A tree with ``posterior``, ``sample_stats``, ``log_likelihood`` (per arm,
+    :func:`pointwise_loglik`) and ``log_prior``, ready for ``az.loo`` and
+    ``az.psense_summary``."""
+    import pymc as pm
+
+    model = _loglik_model(spec, priors)
+    tree = xr.DataTree.from_dict({
+        "posterior": raw["posterior"].to_dataset(),
+        "sample_stats": raw["sample_stats"].to_dataset(),
+        "log_likelihood": pointwise_loglik(spec, raw, priors, seed=seed, model=model).to_dataset(),
+    })
+    pm.stats.compute_log_prior(tree, model=model, progressbar=False)
+    return tree
+
+
+def _sub_seed(seed: int, *labels) -> int:
+    from bayes.sampling import cell_seed
+
+    return cell_seed(seed, ":".join(map(str, labels)))
+
+
+def loo_tree(fits: list[tuple[ModelSpec, xr.DataTree]], priors: PriorSet, *, seed: int,
+             name: str = "model") -> xr.DataTree:
+    """One tree for ``az.loo`` from one or several independent fits of a model
+    (factorial/additive: one per endpoint): pointwise log-likelihoods joined
+    along obs, posteriors side by side with the fit index in their names."""
+    shapes = {(r["posterior"].sizes["chain"], r["posterior"].sizes["draw"]) for _, r in fits}
+    if len(shapes) != 1:
+        raise BayesError(f"{name}: the fits have different (chain, draw) shapes {sorted(shapes)}; "
+                         "compare fits sampled with the same settings")
+    lls, posts = [], []
+    for k, (spec, raw) in enumerate(fits):
+        lls.append(pointwise_loglik(spec, raw, priors, seed=_sub_seed(seed, "loo", name, k)))
+        post = raw["posterior"].to_dataset()
+        tag = f"m{k}_"
+        post = post.rename({v: tag + str(v) for v in post.data_vars})
+        post = post.rename({d: tag + str(d) for d in post.dims if d not in ("chain", "draw")})
+        posts.append(post.drop_vars([c for c in post.coords if c not in ("chain", "draw")]))
+    ll = xr.concat(lls, dim="obs")
+    if len(set(ll["obs"].to_numpy())) != ll.sizes["obs"]:
+        raise BayesError(f"{name}: the same arm appears in two fits")
+    return xr.DataTree.from_dict({"posterior": xr.merge(posts, compat="override", join="override"),
+                                  "log_likelihood": ll.to_dataset()})
+
+
+# ---------------------------------------------------------------- marginal likelihood
+
+def smc_log_ml(model, *, draws: int = SMC_DRAWS, chains: int = SMC_CHAINS, seed: int,
+               cores: int | None = None) -> tuple[np.ndarray, float]:
+    """Per-chain SMC estimates of the log marginal likelihood of a PyMC model
+    (``build_model(spec, priors)`` or any other), and the seconds it took,
+    compilation included.
+
+    SMC tempers ``model.datalogp`` (observed variables and Potentials), so a
+    likelihood written as a ``pm.Potential`` is part of the evidence; priors
+    must be proper.
+    """
+    import pymc as pm
+
+    cores = min(chains, cores or os.cpu_count() or 1)
+    start = time.perf_counter()
+    with model, warnings.catch_warnings():
+        # PyMC runs SMC chains in forked workers (the Linux default start method).
+        # Python 3.12 warns that fork() in a process with threads (numba,
+        # BLAS) *may* deadlock.  The workers run only PyMC's own compiled
+        # functions, and the alternatives fail here ("forkserver" broke its
+        # pipe sending the kernel; "spawn" had not finished one 4-chain run
+        # of a single-endpoint model after 10 minutes), so the warning is
+        # tolerated here, and only here.
+        warnings.filterwarnings("ignore", message=r"This process \(pid=\d+\) is multi-threaded, use of fork\(\)",
+                                category=DeprecationWarning)
+        smc = pm.sample_smc(draws=draws, chains=chains, cores=cores, random_seed=seed,
+                            progressbar=False, compute_convergence_checks=False)
+    seconds = time.perf_counter() - start
+    return last_log_ml(smc), seconds
+
+
+def last_log_ml(smc: xr.DataTree) -> np.ndarray:
+    """The final-stage (beta = 1) log marginal likelihood of each SMC chain."""
+    out = []
+    for row in smc["sample_stats"]["log_marginal_likelihood"].values:
+        values = np.asarray(row, float).ravel()
+        values = values[~np.isnan(values)]
+        out.append(values[-1] if values.size else math.nan)
+    return np.asarray(out, float)
+
+
+# ---------------------------------------------------------------- Savage-Dickey
+
+def prior_density(prior: Prior, value: float = 0.0) -> float:
+    """Density of a prior with numeric parameters at ``value`` (NaN when a
+    parameter is itself a prior: then the marginal prior has no closed form here)."""
+    if any(isinstance(v, Prior) for v in prior.kwargs.values()):
+        return math.nan
+    import pymc as pm
+
+    dist = getattr(pm, prior.dist).dist(**prior.kwargs)
+    return float(np.exp(pm.logp(dist, value).eval()))
+
+
+def interaction_bayes_factors(fits: list[tuple[ModelSpec, xr.DataTree]], priors: PriorSet) -> pd.DataFrame:
+    """Savage-Dickey BF10 of each interaction (factorial fits): prior density at 0
+    (the cell's interaction prior) over the posterior density at 0 (the draws;
+    :func:`bayes.link.density_at`)."""
+    from bayes.link import _flat, density_at
+
+    rows = []
+    for spec, raw in fits:
+        if spec.family != "factorial":
+            raise ValueError(f"Savage-Dickey needs factorial fits, not {spec.family!r}")
+        post = raw["posterior"].to_dataset()
+        for i, cell in enumerate(spec.cells):
+            name = prefix(i) + "interaction"
+            if name not in post:
+                continue
+            prior = interaction_prior(priors, cell)
+            prior_d = prior_density(prior)
+            for combo in cell.design.combos:
+                draws = _flat(post[name].sel({prefix(i) + "combo": combo}))
+                post_d, method = density_at(draws, 0.0)
+                bf = prior_d / post_d if post_d > 0 else math.inf
+                aligned = -cell.sign * draws
+                rows.append({"study": cell.study, "endpoint": cell.endpoint, "combination": combo,
+                             "link": cell.link, "prior": str(prior),
+                             "aligned_mean": float(aligned.mean()), "aligned_sd": float(aligned.std(ddof=1)),
+                             "p_synergy": float(np.mean(aligned > 0)),
+                             "prior_density_0": prior_d, "posterior_density_0": post_d,
+                             "bf10": bf, "log10_bf10": math.log10(bf) if bf > 0 else -math.inf,
+                             "method": method})
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------- the comparison
+
+@dataclass
+class Comparison:
+    table: pd.DataFrame          # one row per model, columns COLUMNS
+    interactions: pd.DataFrame   # Savage-Dickey BF per interaction
+    sentence: str = ""
+    metadata: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not self.sentence:
+            self.sentence = comparison_sentence(self.table, self.interactions)
+
+    def format(self) -> str:
+        lines = ["Model comparison (LOO unit = one arm's reported summary; log ML by SMC, "
+                 "spread = sd across SMC chains; BF vs additive)", "",
+                 f"  {'model':<10} {'elpd_loo':>9} {'se':>6} {'p_loo':>6} {'k>0.7':>7} {'max k':>6} "
+                 f"{'weight':>6} {'log ML':>9} {'sd':>5} {'log10 BF':>8}  note"]
+        for d in self.table.to_dict("records"):
+            k = "" if pd.isna(d["n_obs"]) else f"{int(d['n_k_gt_0.7'])}/{int(d['n_obs'])}"
+            lines.append(f"  {d['model']:<10} {_f(d['elpd_loo'], 2, 9)} {_f(d['se'], 2, 6)} "
+                         f"{_f(d['p_loo'], 2, 6)} {k:>7} {_f(d['max_k'], 2, 6)} {_f(d['weight'], 3, 6)} "
+                         f"{_f(d['log_ml'], 2, 9)} {_f(d['log_ml_sd'], 2, 5)} "
+                         f"{_f(d['log10_bf_vs_additive'], 2, 8)}  {d['note'] if isinstance(d['note'], str) else ''}")
+        if not self.interactions.empty:
+            lines += ["", "Interactions (factorial fits; sign-aligned, positive = synergy; Savage-Dickey BF10)",
+                      f"  {'endpoint':<16} {'combination':<22} {'mean':>7} {'sd':>6} {'P(syn)':>6} "
+                      f"{'BF10':>8} {'SMC BF':>8}  method"]
+            for r in self.interactions.itertuples(index=False):
+                smc = getattr(r, "smc_log10_bf10_cell", math.nan)
+                smc = "" if pd.isna(smc) else f"{10 ** smc:.3g}"
+                lines.append(f"  {r.endpoint:<16} {r.combination:<22} {r.aligned_mean:>7.3f} "
+                             f"{r.aligned_sd:>6.3f} {r.p_synergy:>6.3f} {r.bf10:>8.3g} {smc:>8}  {r.method}")
+        return "\n".join(lines + ["", self.sentence])
+
+    def __str__(self) -> str:
+        return self.format()
+
+    def save(self, out_dir: str | os.PathLike, overwrite: bool = False) -> list[Path]:
+        """Write comparison.csv and interactions.csv atomically; refuse to
+        overwrite unless ``overwrite``."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = [out / f for f in FILES]
+        existing = [p for p in paths if p.exists()]
+        if existing and not overwrite:
+            raise BayesError(f"{', '.join(map(str, existing))} already exist(s); pass overwrite=True "
+                             "(--force) to replace them, or choose another folder")
+        write_atomic(paths[0], lambda p: self.table.to_csv(p, index=False, float_format="%.10g"))
+        write_atomic(paths[1], lambda p: self.interactions.to_csv(p, index=False, float_format="%.10g"))
+        return paths
+
+    @classmethod
+    def load(cls, out_dir: str | os.PathLike) -> "Comparison":
+        out = Path(out_dir)
+        missing = [f for f in FILES if not (out / f).exists()]
+        if missing:
+            raise BayesError(f"{out}: no saved comparison ({', '.join(missing)} missing)")
+        table = pd.read_csv(out / FILES[0], dtype={"note": str, "model": str}, keep_default_na=False,
+                            na_values=[""])
+        table["note"] = table["note"].fillna("")
+        try:
+            interactions = pd.read_csv(out / FILES[1])
+        except pd.errors.EmptyDataError:
+            interactions = pd.DataFrame()
+        return cls(table=table, interactions=interactions)
+
+
+def load_comparison(out_dir: str | os.PathLike) -> Comparison:
+    return Comparison.load(out_dir)
+
+
+def _f(value, digits: int, width: int) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return f"{'-':>{width}}"
+    return f"{value:>{width}.{digits}f}"
+
+
+def comparison_sentence(table: pd.DataFrame, interactions: pd.DataFrame) -> str:
+    """Plain language, with the caveats that apply to this table."""
+    fitted = table[table["elpd_loo"].notna()]
+    if fitted.empty:
+        return "No model was compared."
+    parts = []
+    best = fitted.loc[fitted["weight"].idxmax()]
+    n_high = int(fitted["n_k_gt_0.7"].max())
+    n_obs = int(fitted["n_obs"].max())
+    loo = (f"For predicting a left-out arm, stacking puts most weight on the {best['model']} model "
+           f"({best['weight']:.2f})")
+    if n_high:
+        loo += (f", but Pareto k exceeds 0.7 for up to {n_high} of {n_obs} arms, so these LOO estimates are "
+                "unreliable (each endpoint has only a few arms and every arm is influential)")
+    parts.append(loo)
+    ml = fitted[fitted["log_ml"].notna()]
+    if not ml.empty and ml["log10_bf_vs_additive"].notna().any():
+        top = ml.loc[ml["log_ml"].idxmax()]
+        others = ml[(ml["model"] != REFERENCE) & ml["log10_bf_vs_additive"].notna()]
+        bits = ", ".join(f"{r.model} {r.log10_bf_vs_additive:+.1f}" for r in others.itertuples())
+        text = (f"at equal prior odds the marginal likelihoods favour the {top['model']} model "
+                f"(log10 Bayes factors vs additive: {bits}")
+        noise = float(np.nanmax(ml["log_ml_sd"])) / math.log(10)
+        text += f"; SMC noise up to {noise:.2f} in log10 units)"
+        if top["model"] != best["model"]:
+            text += ", which disagrees with LOO"
+        parts.append(text)
+    if not interactions.empty:
+        strong = interactions[interactions["bf10"] > 3]
+        against = interactions[interactions["bf10"] < 1 / 3]
+        text = (f"Savage-Dickey: {len(strong)} of {len(interactions)} interactions have BF10 > 3 "
+                f"({', '.join(strong['endpoint']) or 'none'})")
+        if len(against):
+            text += f" and {len(against)} favour no interaction (BF10 < 1/3: {', '.join(against['endpoint'])})"
+        extrapolated = interactions[interactions["method"].str.contains("normal approx", regex=False)]
+        if len(extrapolated):
+            text += (f"; for {', '.join(extrapolated['endpoint'])} no posterior draw comes near 0, so the "
+                     "Savage-Dickey value is a normal-tail extrapolation that can be off by orders of magnitude "
+                     "(the SMC column is the better guide there)")
+        parts.append(text)
+    absent = table[table["elpd_loo"].isna()]
+    if len(absent):
+        parts.append("; ".join(f"{r.model} not compared ({r.note})" for r in absent.itertuples()))
+    return ("; ".join(parts) + ". Bayes factors depend on the priors (a wider interaction prior favours "
+            "the additive model), so read them together with the LOO weights, not alone.")
+
+
+def compare_models(fits: dict[str, list[tuple[ModelSpec, xr.DataTree]]], priors: PriorSet | str = "default",
+                   *, smc_draws: int = SMC_DRAWS, smc_chains: int = SMC_CHAINS, seed: int,
+                   progress=None, skipped: dict[str, str] | None = None, notes: dict[str, str] | None = None,
+                   smc_cores: int | None = None) -> Comparison:
+    """Compare models fitted to the same study.
+
+    ``fits`` maps a model name to its fits, as ``bayes.fit(...).fits`` or
+    ``[(link_result.spec, link_result.tree)]``.  ``skipped`` maps models that
+    were not fitted to the reason (a table row with that note).  ``smc_draws``
+    = 0 skips the marginal likelihoods.  ``progress`` is an optional callable
+    taking one line of text, called before each long step.
+    """
+    import arviz as az
+
+    prior_set = priors if isinstance(priors, PriorSet) else load_prior_set(priors)
+    if not fits:
+        raise ValueError("no fits to compare")
+    skipped, notes = dict(skipped or {}), dict(notes or {})
+    names = [m for m in MODEL_ORDER if m in fits] + [m for m in fits if m not in MODEL_ORDER]
+    trees, loos, mls, secs = {}, {}, {}, {}
+    obs = None
+    for name in names:
+        if progress:
+            progress(f"PSIS-LOO: {name} model ({len(fits[name])} fit(s))")
+        tree = loo_tree(fits[name], prior_set, seed=seed, name=name)
+        labels = list(tree["log_likelihood"]["obs"].to_numpy())
+        if obs is None:
+            obs = labels
+        elif sorted(labels) != sorted(obs):
+            raise BayesError(f"{name}: fitted to other arms than {names[0]}; compare fits of the same study")
+        ll = tree["log_likelihood"].to_dataset().sel(obs=obs)
+        tree["log_likelihood"] = xr.DataTree(ll)
+        trees[name] = tree
+        with warnings.catch_warnings():
+            # arviz warns when some Pareto k is high; that is reported in the table instead
+            warnings.filterwarnings("ignore", message=r".*[Pp]areto", category=UserWarning)
+            loos[name] = az.loo(tree, var_name=LL_VAR)
+    if len(trees) > 1:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*[Pp]areto", category=UserWarning)
+            weights = az.compare(trees, var_name=LL_VAR)["weight"]
+    else:
+        weights = pd.Series({names[0]: 1.0})
+    cell_ml = {}
+    if smc_draws:
+        for name in names:
+            per_chain, total = np.zeros(smc_chains), 0.0
+            for k, (spec, _) in enumerate(fits[name]):
+                if progress:
+                    label = spec.cells[0].endpoint if len(spec.cells) == 1 else f"{len(spec.cells)} endpoints"
+                    progress(f"SMC marginal likelihood: {name} model, {label} "
+                             f"({smc_chains} chains x {smc_draws} draws)")
+                values, seconds = smc_log_ml(build_model(spec, prior_set), draws=smc_draws, chains=smc_chains,
+                                             seed=_sub_seed(seed, "smc", name, k), cores=smc_cores)
+                per_chain = per_chain + values
+                total += seconds
+                if len(spec.cells) == 1:
+                    cell_ml[(name, spec.cells[0].key)] = values
+            mls[name], secs[name] = per_chain, total
+    rows = []
+    ref = mls.get(REFERENCE)
+    for name in names:
+        loo = loos[name]
+        k = np.asarray(loo.pareto_k).ravel()
+        ml = mls.get(name)
+        log_ml = float(ml.mean()) if ml is not None else math.nan
+        bf = ((log_ml - float(ref.mean())) / math.log(10)) if (ml is not None and ref is not None) else math.nan
+        rows.append({"model": name, "elpd_loo": float(loo.elpd), "se": float(loo.se), "p_loo": float(loo.p),
+                     "n_obs": int(k.size), "n_k_gt_0.7": int((k > K_THRESHOLD).sum()), "max_k": float(k.max()),
+                     "weight": float(weights.get(name, math.nan)), "log_ml": log_ml,
+                     "log_ml_sd": float(ml.std(ddof=1)) if ml is not None and ml.size > 1 else math.nan,
+                     "log10_bf_vs_additive": bf, "smc_seconds": secs.get(name, math.nan),
+                     "smc_draws": smc_draws, "smc_chains": smc_chains, "note": notes.get(name, "")})
+    for name, reason in skipped.items():
+        rows.append({"model": name, "note": reason, "smc_draws": smc_draws, "smc_chains": smc_chains})
+    table = pd.DataFrame(rows, columns=list(COLUMNS))
+    interactions = interaction_bayes_factors(fits["factorial"], prior_set) if "factorial" in fits \
+        else pd.DataFrame()
+    if not interactions.empty and "additive" in fits and smc_draws:
+        keys = [f"{s}/{e}" for s, e in zip(interactions["study"], interactions["endpoint"])]
+        interactions["smc_log10_bf10_cell"] = [
+            (cell_ml[("factorial", key)].mean() - cell_ml[("additive", key)].mean()) / math.log(10)
+            if ("factorial", key) in cell_ml and ("additive", key) in cell_ml else math.nan for key in keys]
+    metadata = {"priors": prior_set.name, "prior_hash": prior_set.hash, "seed": seed,
+                "smc_draws": smc_draws, "smc_chains": smc_chains}
+    return Comparison(table=table, interactions=interactions, metadata=metadata)
+
+
+def run_comparison(study, *, priors: PriorSet | str = "default", settings=None, n=None, seed: int,
+                   progress=None, smc_draws: int = SMC_DRAWS, smc_chains: int = SMC_CHAINS,
+                   models: tuple[str, ...] = MODEL_ORDER, cache=None) -> tuple[Comparison, dict]:
+    """Fit additive, factorial, joint and (when the study allows it) NK-link
+    models to ``study`` and compare them (``models`` selects a subset).
+    Returns the comparison and the fit results by model name (FitResult, or
+    LinkResult for ``link``)."""
+    unknown = set(models) - set(MODEL_ORDER)
+    if unknown or not models:
+        raise ValueError(f"unknown model(s) {sorted(unknown)}; valid: {', '.join(MODEL_ORDER)}")
+    from bayes.analysis import fit
+    from bayes.link import fit_link
+    from bayes.models.link import layout
+    from bayes.models.cells import make_cell
+
+    prior_set = priors if isinstance(priors, PriorSet) else load_prior_set(priors)
+    results, fits, skipped, notes = {}, {}, {}, {}
+    for name in (m for m in ("additive", "factorial", "joint") if m in models):
+        result = fit(study, model=name, n=n, priors=prior_set, settings=settings, seed=seed, cache=cache,
+                     progress=progress)
+        results[name], fits[name] = result, result.fits
+        if not bool(result.diagnostics["passed"].all()):
+            notes[name] = "fit FAILED its diagnostics"
+    cells = tuple(make_cell(study.cell(s, e)) for s, e in study.cells())
+    try:
+        layout(cells)
+    except InputError as err:
+        skipped["link"] = f"not fitted: {err.message}"
+    if "link" in models and "link" not in skipped:
+        if progress:
+            progress("sampling link model")
+        result = fit_link(study, n=n, priors=prior_set, settings=settings, seed=seed, cache=cache)
+        results["link"], fits["link"] = result, [(result.spec, result.tree)]
+        if not result.passed:
+            notes["link"] = "fit FAILED its diagnostics"
+    if "link" not in models:
+        skipped.pop("link", None)
+    comparison = compare_models(fits, prior_set, smc_draws=smc_draws, smc_chains=smc_chains, seed=seed,
+                                progress=progress, skipped=skipped, notes=notes)
+    return comparison, results

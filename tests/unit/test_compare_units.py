@@ -1,0 +1,226 @@
+"""Model comparison without MCMC: the pointwise log-likelihood, n draws, tables, files."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+import pytest
+import xarray as xr
+from scipy import special, stats
+
+import bayes
+from bayes.analysis import model_specs
+from bayes.compare import (COLUMNS, Comparison, arm_labels, comparison_sentence, compare_models, draw_n_index,
+                           interaction_bayes_factors, loo_tree, pointwise_loglik, prior_density)
+from bayes.errors import BayesError
+from bayes.models.builder import build_model, prefix
+from bayes.nprior import NPrior
+from bayes.priors import Prior, load_prior_set
+
+PRIORS = load_prior_set("default")
+
+
+@pytest.fixture(scope="module")
+def seed_study():
+    return bayes.load_builtin("seed")
+
+
+def _prior_as_posterior(spec, draws=30, seed=1) -> xr.DataTree:
+    """Prior draws dressed as a one-chain raw posterior (forward sampling, no MCMC)."""
+    model = build_model(spec, PRIORS)
+    with model, warnings.catch_warnings():
+        # the draws only stand in for parameter values; that the likelihood Potential
+        # does not shape them (PyMC's warning) is intended here
+        warnings.filterwarnings("ignore", message="The effect of Potentials on other parameters is ignored",
+                                category=UserWarning)
+        prior = pm.sample_prior_predictive(draws=draws, random_seed=seed)
+    post = prior["prior"].to_dataset()
+    return xr.DataTree.from_dict({"posterior": post, "sample_stats": xr.Dataset()})
+
+
+def test_pointwise_is_only_an_addition_to_the_graph(seed_study):
+    (spec,) = model_specs(seed_study, "joint", NPrior())
+    plain, extra = build_model(spec, PRIORS), build_model(spec, PRIORS, pointwise=True)
+    assert not any("pointwise" in name for name in plain.named_vars)
+    assert [rv.name for rv in plain.free_RVs] == [rv.name for rv in extra.free_RVs]
+    assert [p.name for p in plain.potentials] == [p.name for p in extra.potentials]
+    added = set(extra.named_vars) - set(plain.named_vars)
+    assert added == {prefix(i) + "pointwise" for i in range(len(spec.cells))}
+    point = plain.initial_point()
+    assert plain.point_logps(point) == extra.point_logps(point)
+
+
+def test_pointwise_shape_and_labels(seed_study):
+    (spec,) = model_specs(seed_study, "joint", NPrior())
+    raw = _prior_as_posterior(spec)
+    ll = pointwise_loglik(spec, raw, PRIORS, seed=3)
+    n_arms = sum(len(c.design.arms) for c in spec.cells)
+    assert ll.dims == ("chain", "draw", "obs")
+    assert ll.shape == (1, 30, n_arms)
+    assert list(ll["obs"].to_numpy()) == arm_labels(spec)
+    assert ll["obs"].to_numpy()[0] == f"{spec.cells[0].study}/{spec.cells[0].endpoint}/control"
+    assert np.isfinite(ll.to_numpy()).all()
+    # seeded: the same seed gives the same n draws, another seed (usually) others
+    again = pointwise_loglik(spec, raw, PRIORS, seed=3)
+    np.testing.assert_array_equal(ll.to_numpy(), again.to_numpy())
+
+
+def _loglik_by_hand(cell, values: dict, n: float) -> np.ndarray:
+    """Each arm's log-likelihood at n, written out with scipy from the cell's rows."""
+    d, rows = cell.design, cell.rows
+    eta = values["baseline"] + d.agent_matrix @ values["agent_effect"]
+    if d.combos:
+        eta = eta + d.interaction_matrix @ values["interaction"]
+    if cell.kind == "rate":
+        k = np.round(rows["percent"].to_numpy(float) * n / 100)
+        return stats.binom.logpmf(k, n, special.expit(eta))
+    if cell.kind == "positive":
+        s2 = values["sd_log"] ** 2
+        mean = np.exp(eta + s2 / 2)
+        var = np.expm1(s2) * mean**2
+    else:
+        mean = special.expit(eta)
+        var = mean * (1 - mean) / (1 + values["precision"])
+    obs_mean = rows["mean"].to_numpy(float) / cell.scale
+    obs_var = (rows["sd"].to_numpy(float) / cell.scale) ** 2
+    alpha = (n - 1) / 2
+    return (stats.norm.logpdf(obs_mean, mean, np.sqrt(var / n))
+            + stats.gamma.logpdf(obs_var, alpha, scale=var / alpha))
+
+
+@pytest.mark.parametrize("endpoint", ["tumor_volume", "survival", "nk_lysis"])
+def test_pointwise_sums_to_the_potential_at_fixed_n(seed_study, endpoint):
+    n = 10
+    specs = {s.cells[0].endpoint: s for s in model_specs(seed_study, "factorial", NPrior.fixed(n))}
+    spec = specs[endpoint]
+    cell = spec.cells[0]
+    model = build_model(spec, PRIORS, pointwise=True)
+    rng = np.random.default_rng(4)
+    values = {"baseline": 0.1, "agent_effect": rng.normal(0, 0.5, len(cell.design.agents)),
+              "interaction": rng.normal(0, 0.5, len(cell.design.combos)),
+              "sd_log": rng.uniform(0.1, 0.4, len(cell.design.arms)),
+              "precision": rng.uniform(5, 40, len(cell.design.arms))}
+    point = {}
+    for rv in model.free_RVs:
+        value = np.asarray(values[rv.name.removeprefix("c0_")], float)
+        transform = model.rvs_to_transforms[rv]
+        point[model.rvs_to_values[rv].name] = transform.forward(value).eval() if transform else value
+    outs = model.replace_rvs_by_values([model["c0_pointwise"], model["loglik_0"]])
+    fn = model.compile_fn(outs, inputs=model.value_vars, on_unused_input="ignore")
+    pointwise, potential = fn(point)
+    grid = list(spec.groups[0].grid)
+    row = np.asarray(pointwise)[grid.index(n)]
+    np.testing.assert_allclose(row, _loglik_by_hand(cell, values, n), rtol=1e-9, atol=1e-9)
+    # one allowed n: the Potential is the sum of the arms' log-likelihoods at it
+    np.testing.assert_allclose(row.sum(), float(potential), rtol=1e-10)
+
+
+def test_marginal_potential_is_the_n_mixture_of_the_pointwise_rows(seed_study):
+    (spec,) = [s for s in model_specs(seed_study, "factorial", NPrior()) if s.cells[0].endpoint == "tumor_volume"]
+    model = build_model(spec, PRIORS, pointwise=True)
+    outs = model.replace_rvs_by_values([model["c0_pointwise"], model["loglik_0"], model["n_weight_0"]])
+    fn = model.compile_fn(outs, inputs=model.value_vars, on_unused_input="ignore")
+    pointwise, potential, weight = fn(model.initial_point())
+    log_w = spec.groups[0].log_weight
+    total = log_w + np.asarray(pointwise).sum(axis=1)
+    assert float(potential) == pytest.approx(special.logsumexp(total), rel=1e-10)
+    np.testing.assert_allclose(weight, np.exp(total - special.logsumexp(total)), atol=1e-12)
+
+
+def test_n_draws_follow_the_weights():
+    rng = np.random.default_rng(0)
+    weights = np.array([0.0, 0.2, 0.5, 0.3])
+    index = draw_n_index(np.broadcast_to(weights, (4, 5000, 4)), rng)
+    assert index.shape == (4, 5000)
+    freq = np.bincount(index.ravel(), minlength=4) / index.size
+    se = np.sqrt(weights * (1 - weights) / index.size)
+    assert (np.abs(freq - weights) <= 4 * se + 1e-12).all()
+    assert freq[0] == 0.0
+    # one allowed value: always that index
+    assert (draw_n_index(np.array([[0.0, 1.0, 0.0]]), rng) == 1).all()
+
+
+def test_loo_tree_joins_fits_and_refuses_mismatched_shapes(seed_study):
+    specs = model_specs(seed_study, "factorial", NPrior())
+    fits = [(s, _prior_as_posterior(s, draws=20, seed=i)) for i, s in enumerate(specs)]
+    tree = loo_tree(fits, PRIORS, seed=1, name="factorial")
+    assert tree["log_likelihood"]["arms"].shape == (1, 20, 16)
+    assert list(tree["log_likelihood"]["obs"].to_numpy()) == [o for s in specs for o in arm_labels(s)]
+    assert "m3_c0_interaction" in tree["posterior"].data_vars
+    short = fits[:-1] + [(specs[-1], _prior_as_posterior(specs[-1], draws=10))]
+    with pytest.raises(BayesError, match="different"):
+        loo_tree(short, PRIORS, seed=1)
+    with pytest.raises(BayesError, match="same arm"):
+        loo_tree([fits[0], fits[0]], PRIORS, seed=1)
+    with pytest.raises(ValueError, match="no fits"):
+        compare_models({}, PRIORS, seed=1)
+
+
+def test_savage_dickey_uses_the_cells_interaction_prior(seed_study):
+    specs = model_specs(seed_study, "factorial", NPrior())
+    fits = [(s, _prior_as_posterior(s, draws=200, seed=i)) for i, s in enumerate(specs)]
+    table = interaction_bayes_factors(fits, PRIORS)
+    assert len(table) == 4
+    # prior draws as "posterior": the density at 0 is the prior's, so BF10 is near 1 in log terms
+    sds = {"log": PRIORS["interaction"].kwargs["sigma"], "logit": PRIORS["interaction_logit"].kwargs["sigma"]}
+    for r in table.itertuples():
+        assert r.prior_density_0 == pytest.approx(stats.norm.pdf(0, 0, sds[r.link]))
+    assert (table["bf10"] > 0).all()
+    additive = model_specs(seed_study, "additive", NPrior())
+    with pytest.raises(ValueError, match="factorial"):
+        interaction_bayes_factors([(additive[0], fits[0][1])], PRIORS)
+
+
+def test_prior_density():
+    assert prior_density(Prior("Normal", {"mu": 0.5, "sigma": 2.0})) == pytest.approx(stats.norm.pdf(0, 0.5, 2))
+    assert prior_density(Prior("StudentT", {"nu": 3.0, "mu": 0.0, "sigma": 1.0})) == \
+        pytest.approx(stats.t.pdf(0, 3))
+    assert math.isnan(prior_density(Prior("Normal", {"mu": Prior("Normal", {"mu": 0.0, "sigma": 1.0}),
+                                                      "sigma": 1.0})))
+
+
+def _comparison() -> Comparison:
+    rng = np.random.default_rng(2)
+    rows = []
+    for name in ("additive", "factorial", "joint"):
+        rows.append({"model": name, "elpd_loo": rng.normal(), "se": 1.0, "p_loo": 3.0, "n_obs": 16,
+                     "n_k_gt_0.7": 5, "max_k": 1.1, "weight": 1 / 3, "log_ml": rng.normal(),
+                     "log_ml_sd": 0.1, "log10_bf_vs_additive": 0.0, "smc_seconds": 1.0, "smc_draws": 100,
+                     "smc_chains": 2, "note": ""})
+    rows.append({"model": "link", "note": "not fitted: several studies", "smc_draws": 100, "smc_chains": 2})
+    table = pd.DataFrame(rows, columns=list(COLUMNS))
+    interactions = pd.DataFrame([{"study": "s", "endpoint": "tumor_volume", "combination": "A+B", "link": "log",
+                                  "prior": "Normal(mu=0, sigma=1)", "aligned_mean": 0.5, "aligned_sd": 0.2,
+                                  "p_synergy": 0.99, "prior_density_0": 0.4, "posterior_density_0": 0.04,
+                                  "bf10": 10.0, "log10_bf10": 1.0, "method": "Savage-Dickey (KDE)",
+                                  "smc_log10_bf10_cell": 0.9}])
+    return Comparison(table=table, interactions=interactions)
+
+
+def test_comparison_round_trip_and_refusals(tmp_path):
+    comp = _comparison()
+    assert "unreliable" in comp.sentence and "link not compared" in comp.sentence
+    assert "link" in comp.format() and "tumor_volume" in comp.format()
+    paths = comp.save(tmp_path)
+    assert [p.name for p in paths] == ["comparison.csv", "interactions.csv"]
+    back = Comparison.load(tmp_path)
+    pd.testing.assert_frame_equal(back.table, comp.table, check_dtype=False)
+    pd.testing.assert_frame_equal(back.interactions, comp.interactions, check_dtype=False)
+    assert back.sentence == comp.sentence
+    with pytest.raises(BayesError, match="already exist"):
+        comp.save(tmp_path)
+    comp.save(tmp_path, overwrite=True)
+    assert not list(tmp_path.glob(".*.tmp"))
+    with pytest.raises(BayesError, match="no saved comparison"):
+        Comparison.load(tmp_path / "nowhere")
+
+
+def test_sentence_flags_extrapolated_savage_dickey():
+    comp = _comparison()
+    interactions = comp.interactions.assign(method="Savage-Dickey (normal approx.; 0 outside the posterior draws)")
+    text = comparison_sentence(comp.table, interactions)
+    assert "extrapolation" in text and "tumor_volume" in text
