@@ -1,4 +1,4 @@
-"""The ``bayes`` command line: ``report``, ``fit``, ``summary``, ``check``, ``link`` and ``bench``.
+"""The ``bayes`` command line: ``report``, ``fit``, ``summary``, ``check``, ``link``, ``elicit`` and ``bench``.
 
 Exit codes: 0 success; 2 bad input or usage (one line on stderr naming the
 file, row and column); 3 results written but at least one fit failed its
@@ -60,6 +60,13 @@ def _n_range(text: str) -> tuple[int, int]:
     if not 2 <= low <= high:
         raise argparse.ArgumentTypeError(f"{text!r} is not a range like 3-20 (2 <= low <= high)")
     return low, high
+
+
+def _n_values(text: str) -> tuple[int, ...]:
+    values = tuple(_n_value(v.strip()) for v in text.split(",") if v.strip())
+    if not values or None in values:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of whole numbers >= 2")
+    return values
 
 
 def _probability(text: str) -> float:
@@ -133,10 +140,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="comma-separated prior sets to compare (default: %(default)s)")
     report.add_argument("--smc-draws", type=_positive_int, default=2000,
                         help="SMC particles per chain for the marginal likelihoods (default: %(default)s)")
+    report.add_argument("--n-values", type=_n_values, default=(3, 5, 8, 10, 15, 20), metavar="N,N,...",
+                        help="assumed n per arm for the n-sensitivity table (default: 3,5,8,10,15,20)")
     report.add_argument("--quiet", action="store_true", help="no progress lines")
 
-    from bayes import bench
+    from bayes import bench, elicit
 
+    elicit.add_parser(sub)
     bench.add_parser(sub)
     return parser
 
@@ -227,13 +237,20 @@ def cmd_report(args) -> int:
                                seed=args.seed)
     say = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     data = report.compute(study, priors=args.priors, settings=settings, n=_nprior(args),
-                          prior_sets=tuple(prior_sets), smc_draws=args.smc_draws, ci_prob=args.ci_prob,
+                          prior_sets=tuple(prior_sets), n_values=args.n_values, smc_draws=args.smc_draws,
+                          ci_prob=args.ci_prob,
                           progress=say)
     command = "bayes " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("bayes") else ""
     report.write(data, out, overwrite=args.force, command=command)
     print("\n".join(f"- {line}" for line in report.conclusions(data)))
     print(f"\nWrote {out / 'report.html'} (open it in a browser; it works offline) and {out / 'report.md'}")
     return EXIT_OK if data.fit.passed else EXIT_DIAGNOSTICS
+
+
+def cmd_elicit(args) -> int:
+    from bayes import elicit
+
+    return elicit.run(args)
 
 
 def cmd_bench(args) -> int:
@@ -243,7 +260,7 @@ def cmd_bench(args) -> int:
 
 
 COMMANDS = {"fit": cmd_fit, "summary": cmd_summary, "check": cmd_check, "link": cmd_link,
-            "report": cmd_report, "bench": cmd_bench}
+            "report": cmd_report, "elicit": cmd_elicit, "bench": cmd_bench}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -76,7 +76,12 @@ def to_png(fig: Figure, dpi: int = DPI) -> bytes:
     buffer = io.BytesIO()
     if not isinstance(fig.canvas, FigureCanvasAgg):
         FigureCanvasAgg(fig)
-    fig.savefig(buffer, format="png", dpi=dpi)
+    import matplotlib as mpl
+
+    # Importing some libraries (PreliZ) switches rcParams to a style that crops
+    # figures ("savefig.bbox: tight"); the report's sizes must not depend on that.
+    with mpl.rc_context({"savefig.bbox": "standard"}):
+        fig.savefig(buffer, format="png", dpi=dpi)
     return buffer.getvalue()
 
 

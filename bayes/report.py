@@ -165,6 +165,11 @@ def compute(study: Study, *, priors: str = "default", settings=None, n=None, see
         tables["se_what_if"] = _with_main(
             sens.sweep(variants, column="reading", progress=clock.say, model="joint", n=nprior, **common),
             key, "reading", "as entered (SD)")
+    diags = [main.diagnostics.assign(model="joint"), factorial.diagnostics.assign(model="factorial"),
+             additive.diagnostics.assign(model="additive")]
+    if link is not None:
+        diags.append(link.diagnostics.assign(model="link"))
+    tables["diagnostics"] = pd.concat(diags, ignore_index=True)
     clock.stop()
     return ReportData(study=study, fit=main, factorial=factorial, link=link, link_note=link_note,
                       comparison=comparison, tables=tables, timings=clock.timings,
@@ -198,6 +203,15 @@ def verbal(p: float) -> str:
     return "very unlikely (antagonism very likely)"
 
 
+def claim(p: float) -> str:
+    """The coarse conclusion a sensitivity check asks about: does it survive?"""
+    if p >= 0.95:
+        return "synergy credible (P ≥ 0.95)"
+    if p <= 0.05:
+        return "antagonism credible (P ≤ 0.05)"
+    return "synergy not established"
+
+
 VERBAL_SCALE = ("P(synergy) ≥ 0.99 virtually certain; ≥ 0.95 very likely; ≥ 0.80 likely; 0.20–0.80 "
                 "uncertain; ≤ 0.20 unlikely; ≤ 0.05 very unlikely (antagonism very likely).")
 
@@ -224,6 +238,7 @@ def robustness(data: ReportData) -> pd.DataFrame:
                      "p_low": lo["p_synergy"], "under_low": f"{lo['sweep']}: {lo['variant']}",
                      "p_high": hi["p_synergy"], "under_high": f"{hi['sweep']}: {hi['variant']}",
                      "verdict": verdicts[0] if verdicts[0] == verdicts[1] else " … ".join(verdicts),
+                     "conclusion holds": claim(lo["p_synergy"]) == claim(hi["p_synergy"]),
                      "failed_fits": int((block["diagnostics"] != "ok").sum())})
     return pd.DataFrame(rows)
 
@@ -238,7 +253,7 @@ def conclusions(data: ReportData) -> list[str]:
     ci = f"{100 * float(data.fit.metadata.get('ci_prob', config.CI_PROB)):g}%"
     bliss = syn[syn["reference"] == "bliss"]
     for r in bliss.itertuples():
-        out.append(f"{_name(r.endpoint).capitalize()} ({r.study}, {r.arm}): synergy by Bliss independence is "
+        out.append(f"For {_name(r.endpoint)} ({r.study}, {r.arm}), synergy by Bliss independence is "
                    f"{verbal(r.p_synergy)} (P = {r.p_synergy:.3f}; Bliss score {r.mean:.2f}, {ci} CI "
                    f"{r.ci_low:.2f} to {r.ci_high:.2f}; positive = synergy).")
     pooled = syn[syn["reference"] == "pooled"]
@@ -249,13 +264,14 @@ def conclusions(data: ReportData) -> list[str]:
     rob = robustness(data)
     for r in rob.itertuples():
         what = f"{_name(r.endpoint)} ({r.combination})" if r.score == "bliss" else "the pooled synergy"
-        if verbal(r.p_low) == verbal(r.p_high):
-            out.append(f"Robustness: for {what}, the verdict '{verbal(r.p_low)}' holds in all {r.fits} "
-                       f"sensitivity fits (P(synergy) {r.p_low:.2f} to {r.p_high:.2f}).")
+        low, high = claim(r.p_low), claim(r.p_high)
+        if low == high:
+            out.append(f"Robustness: for {what}, the conclusion '{low}' holds in all {r.fits} sensitivity fits "
+                       f"(P(synergy) from {r.p_low:.2f} to {r.p_high:.2f}).")
         else:
-            out.append(f"Robustness: for {what}, P(synergy) ranges from {r.p_low:.2f} ({r.under_low}) to "
-                       f"{r.p_high:.2f} ({r.under_high}) over {r.fits} sensitivity fits, so the verdict "
-                       "leans on what the paper did not report or on the prior.")
+            out.append(f"Robustness: for {what}, the conclusion changes across the {r.fits} sensitivity fits: "
+                       f"P(synergy) is {r.p_low:.2f} under {r.under_low} ('{low}') and {r.p_high:.2f} under "
+                       f"{r.under_high} ('{high}'), so it leans on what the paper did not report or on the prior.")
     if data.comparison is not None:
         out.append(data.comparison.sentence)
     if data.link is not None:
@@ -430,12 +446,14 @@ def sections(data: ReportData) -> tuple[list[Section], list[str]]:
                      Table(data.table("psense"), "psense: prior and likelihood sensitivity", "psense"))
     out.append(sens_sec)
 
-    diags = [fit.diagnostics.assign(model="joint")]
-    if data.factorial is not None:
-        diags.append(data.factorial.diagnostics.assign(model="factorial"))
-    if data.link is not None:
-        diags.append(data.link.diagnostics.assign(model="link"))
-    diag = pd.concat(diags, ignore_index=True)
+    diag = data.table("diagnostics")
+    if diag.empty:
+        diags = [fit.diagnostics.assign(model="joint")]
+        if data.factorial is not None:
+            diags.append(data.factorial.diagnostics.assign(model="factorial"))
+        if data.link is not None:
+            diags.append(data.link.diagnostics.assign(model="link"))
+        diag = pd.concat(diags, ignore_index=True)
     out.append(Section("Diagnostics", "diagnostics").add(
         f"Gate: R-hat ≤ {config.RHAT_MAX}, bulk and tail ESS ≥ {config.ESS_PER_CHAIN_MIN} per chain, "
         "no divergent transitions. A failing fit is flagged in every table, never dropped.",
@@ -478,16 +496,7 @@ def write(data: ReportData, out_dir, *, overwrite: bool = False, command: str = 
         write_atomic(out / "tables" / f"{tab.name}.csv",
                      lambda p, f=tab.frame: f.to_csv(p, index=not isinstance(f.index, pd.RangeIndex),
                                                      float_format="%.6g"))
-    data.fit.save(out / "fit", overwrite=overwrite)
-    if data.factorial is not None:
-        data.factorial.save(out / "factorial", overwrite=overwrite)
-    if data.comparison is not None:
-        data.comparison.save(out / "comparison", overwrite=overwrite)
-    if data.link is not None:
-        from bayes.figures import save_link
-
-        save_link(data.link, out / "link", study_csv=study_csv(data.study))
-    save_data_tables(data, out / "data", overwrite=overwrite)
+    save(data, out, overwrite=overwrite)
     write_atomic(out / "report.html", lambda p: Path(p).write_text(to_html(title, secs, subtitle=subtitle)))
     write_atomic(out / "report.md", lambda p: Path(p).write_text(to_markdown(title, secs, subtitle=subtitle)))
     run = {**{k: v for k, v in meta.items() if k != "n_treatment"}, "command": command,
@@ -508,7 +517,24 @@ def study_csv(study: Study) -> Path | None:
     return None
 
 
-def save_data_tables(data: ReportData, folder: Path, *, overwrite: bool = False) -> None:
+def save(data: ReportData, out_dir, *, overwrite: bool = False, factorial: bool = True) -> Path:
+    """Store the computed pieces so :func:`load` can rebuild the report without sampling:
+    ``fit/`` and ``factorial/`` (result folders), ``link/``, ``comparison/`` and ``data/``."""
+    out = Path(out_dir)
+    data.fit.save(out / "fit", overwrite=overwrite)
+    if factorial and data.factorial is not None:
+        data.factorial.save(out / "factorial", overwrite=overwrite)
+    if data.comparison is not None:
+        data.comparison.save(out / "comparison", overwrite=overwrite)
+    if data.link is not None:
+        from bayes.figures import save_link
+
+        save_link(data.link, out / "link", study_csv=study_csv(data.study))
+    save_data_tables(data, out / "data")
+    return out
+
+
+def save_data_tables(data: ReportData, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for name, frame in data.tables.items():
         write_atomic(folder / f"{name}.csv", lambda p, f=frame: f.to_csv(p, index=False, float_format="%.6g"))

@@ -128,7 +128,15 @@ def psense_table(tree, var_names: list[str]) -> pd.DataFrame:
     sensitivity (CJS distance per unit log power-scaling) and ArviZ's
     diagnosis; values above 0.05 are flagged by ArviZ as sensitive.
     """
+    import logging
+
     import arviz as az
 
-    table = az.psense_summary(tree, var_names=var_names)
+    log = logging.getLogger("arviz_stats.psense")   # it logs a generic "potential issues" hint; the table says it
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        table = az.psense_summary(tree, var_names=var_names)
+    finally:
+        log.setLevel(level)
     return table.reset_index().rename(columns={"index": "parameter"})

@@ -28,7 +28,7 @@ REFERENCES = ("bliss", "hsa", "ra")
 
 @pytest.fixture(scope="module")
 def fit():
-    return bayes.load_result(FIXTURE / "joint")
+    return bayes.load_result(FIXTURE / "fit")
 
 
 @pytest.fixture(scope="module")
