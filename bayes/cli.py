@@ -242,7 +242,7 @@ def cmd_report(args) -> int:
                           progress=say)
     command = "bayes " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("bayes") else ""
     report.write(data, out, overwrite=args.force, command=command)
-    print("\n".join(f"- {line}" for line in report.conclusions(data)))
+    print(report.format_text(data))
     print(f"\nWrote {out / 'report.html'} (open it in a browser; it works offline) and {out / 'report.md'}")
     return EXIT_OK if data.fit.passed else EXIT_DIAGNOSTICS
 

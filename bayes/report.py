@@ -121,8 +121,11 @@ def compute(study: Study, *, priors: str = "default", settings=None, n=None, see
         fits["link"] = [(link.spec, link.tree)]
     clock.step("comparison", f"comparing models (PSIS-LOO, SMC marginal likelihoods with {smc_draws} "
                              "particles per chain, stacking)")
+    results = {"additive": additive, "factorial": factorial, "joint": main, "link": link}
+    notes = {name: "fit FAILED its diagnostics" for name, r in results.items() if r is not None and not r.passed}
+    skipped = {"link": f"not fitted: {link_note}"} if link is None else {}
     comparison = compare_models(fits, prior_set, smc_draws=smc_draws, smc_chains=smc_chains,
-                                seed=settings.seed, progress=clock.say)
+                                seed=settings.seed, progress=clock.say, skipped=skipped, notes=notes)
 
     tables: dict[str, pd.DataFrame] = {}
     key = sens.key_results(main.synergy)
@@ -284,6 +287,18 @@ def conclusions(data: ReportData) -> list[str]:
     return out
 
 
+def format_text(data: ReportData) -> str:
+    """What ``bayes report`` prints: the conclusions, the comparison and the sensitivity tables."""
+    from bayes.sensitivity import format_sensitivity
+
+    lines = ["Conclusions:"] + [f"- {line}" for line in conclusions(data)]
+    if data.comparison is not None:
+        lines += ["", data.comparison.format()]
+    for name, column, _ in SWEEPS:
+        lines += format_sensitivity(data.table(name), column)
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------- the document
 
 DISPLAY_COLUMNS = {"mean": "mean", "sd": "sd", "ci_low": "CI low", "ci_high": "CI high",
@@ -386,8 +401,12 @@ def sections(data: ReportData) -> tuple[list[Section], list[str]]:
                             "set implies, in data units, against the reported values", "prior_predictive",
                             digits=2))
     if not data.table("prior_synergy").empty:
-        prior_sec.add(Table(data.table("prior_synergy"), "Synergy scores implied by each prior set before "
-                            "seeing the data", "prior_synergy"))
+        implied = data.table("prior_synergy")
+        implied = implied[implied["reference"].isin(["bliss", "interaction", "pooled"])]
+        cols = [c for c in ("prior_set", "model", "endpoint", "reference", "arm", "mean", "ci_low", "ci_high",
+                            "ci_prob", "p_synergy") if c in implied]
+        prior_sec.add(Table(implied[cols], "Bliss score and interaction implied by each prior set before seeing "
+                            "the data (all scores in data/prior_synergy.csv)", "prior_synergy"))
     prior_sec.add(_figure(lambda: figures.prior_posterior(fit, priors, study=study), "prior_posterior",
                           "Prior vs posterior of each interaction (sign-aligned; joint model).", problems))
     out.append(prior_sec)
