@@ -35,7 +35,6 @@ from bayes.results import FitResult, load_result, write_atomic
 
 REPORT_FILES = ("report.html", "report.md", "run.json")
 PRIOR_SETS = ("default", "sceptical", "optimistic")
-SMC_DRAWS = 2000
 
 
 @dataclass
@@ -81,7 +80,7 @@ class _Clock:
 
 
 def compute(study: Study, *, priors: str = "default", settings=None, n=None, seed: int | None = None,
-            prior_sets=PRIOR_SETS, n_values=None, smc_draws: int = SMC_DRAWS, smc_chains: int = 2,
+            prior_sets=PRIOR_SETS, n_values=None, smc_draws: int | None = None, smc_chains: int | None = None,
             ci_prob: float = config.CI_PROB, progress=None) -> ReportData:
     """Run every analysis of the report on ``study``; ``progress`` gets one line per step."""
     from bayes import sensitivity as sens
@@ -91,6 +90,9 @@ def compute(study: Study, *, priors: str = "default", settings=None, n=None, see
     from bayes.priors import load_prior_set
     from bayes.sampling import DEFAULT_CACHE, SamplerSettings
 
+    from bayes.compare import SMC_CHAINS, SMC_DRAWS
+
+    smc_draws, smc_chains = smc_draws or SMC_DRAWS, smc_chains or SMC_CHAINS
     settings = settings or SamplerSettings()
     if seed is not None:
         settings = dataclasses.replace(settings, seed=int(seed))

@@ -12,7 +12,7 @@ from bayes import cli
 
 pytestmark = pytest.mark.integration
 
-SMALL = ["--draws", "300", "--tune", "300", "--chains", "2", "--seed", "5", "--smc-draws", "200",
+SMALL = ["--draws", "300", "--tune", "300", "--chains", "2", "--seed", "5", "--smc-draws", "200", "--smc-chains", "2",
          "--n-values", "5", "--prior-sets", "default,sceptical"]
 
 
