@@ -42,6 +42,7 @@ the grid has one allowed value and the draw is trivial.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -196,8 +197,14 @@ def smc_log_ml(model, *, draws: int = SMC_DRAWS, chains: int = SMC_CHAINS, seed:
         # tolerated here, and only here.
         warnings.filterwarnings("ignore", message=r"This process \(pid=\d+\) is multi-threaded, use of fork\(\)",
                                 category=DeprecationWarning)
-        smc = pm.sample_smc(draws=draws, chains=chains, cores=cores, random_seed=seed,
-                            progressbar=False, compute_convergence_checks=False)
+        log = logging.getLogger("pymc")      # "Initializing SMC sampler..." per run: our progress says it
+        level = log.level
+        log.setLevel(logging.WARNING)
+        try:
+            smc = pm.sample_smc(draws=draws, chains=chains, cores=cores, random_seed=seed,
+                                progressbar=False, compute_convergence_checks=False)
+        finally:
+            log.setLevel(level)
     seconds = time.perf_counter() - start
     return last_log_ml(smc), seconds
 
@@ -270,7 +277,7 @@ class Comparison:
         if not self.sentence:
             self.sentence = comparison_sentence(self.table, self.interactions)
 
-    def format(self) -> str:
+    def format(self, *, sentence: bool = True) -> str:
         lines = ["Model comparison (LOO unit = one arm's reported summary; log ML by SMC, "
                  "spread = sd across SMC chains; BF vs additive)", "",
                  f"  {'model':<10} {'elpd_loo':>9} {'se':>6} {'p_loo':>6} {'k>0.7':>7} {'max k':>6} "
@@ -290,7 +297,7 @@ class Comparison:
                 smc = "" if pd.isna(smc) else f"{10 ** smc:.3g}"
                 lines.append(f"  {r.endpoint:<16} {r.combination:<22} {r.aligned_mean:>7.3f} "
                              f"{r.aligned_sd:>6.3f} {r.p_synergy:>6.3f} {r.bf10:>8.3g} {smc:>8}  {r.method}")
-        return "\n".join(lines + ["", self.sentence])
+        return "\n".join(lines + (["", self.sentence] if sentence else []))
 
     def __str__(self) -> str:
         return self.format()

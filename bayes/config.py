@@ -27,7 +27,10 @@ DEFAULT_SEED = 20261129
 # (partly centred hierarchy, boundary-avoiding synergy_sd prior) low-rank at
 # 0.95 gave R-hat <= 1.007, ESS >= 714 and no divergences at 2000 draws on
 # the seed over three seeds.
-TARGET_ACCEPT = {"factorial": 0.95, "additive": 0.95, "joint": 0.95, "link": 0.95}
+# The additive model is misspecified whenever the data have an interaction
+# (the seed's tumour volume): at 0.95 it showed 1 divergence in 8000 draws
+# for one seed of three; at 0.99, none over the same three seeds (ESS >= 830).
+TARGET_ACCEPT = {"factorial": 0.95, "additive": 0.99, "joint": 0.95, "link": 0.95}
 ADAPTATION = {"factorial": "low_rank", "additive": "low_rank", "joint": "low_rank", "link": "low_rank"}
 
 

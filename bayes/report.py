@@ -295,7 +295,7 @@ def format_text(data: ReportData) -> str:
 
     lines = ["Conclusions:"] + [f"- {line}" for line in conclusions(data)]
     if data.comparison is not None:
-        lines += ["", data.comparison.format()]
+        lines += ["", data.comparison.format(sentence=False)]   # its sentence is among the conclusions
     for name, column, _ in SWEEPS:
         lines += format_sensitivity(data.table(name), column)
     return "\n".join(lines)
