@@ -295,20 +295,3 @@ def run(args) -> int:
         print(f"note: one {args.parameter} prior serves every single agent on every endpoint with this link")
     print(f"Wrote {path}; use it with --priors {path}")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m bayes.elicit``: the same command outside ``bayes``' own CLI."""
-    parser = argparse.ArgumentParser(prog="python -m bayes.elicit")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_parser(sub)
-    args = parser.parse_args(["elicit", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return run(args)
-    except BayesError as err:
-        print(f"bayes elicit: error: {err}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
