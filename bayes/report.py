@@ -180,6 +180,7 @@ def compute(study: Study, *, priors: str = "default", settings=None, n=None, see
                       comparison=comparison, tables=tables, timings=clock.timings,
                       settings={"sampler": settings.to_dict(), "smc_draws": smc_draws, "smc_chains": smc_chains,
                                 "prior_sets": list(prior_sets), "priors": prior_set.name,
+                                "priors_source": str(priors),
                                 "n_values": list(values)})
 
 
@@ -344,7 +345,7 @@ def sections(data: ReportData) -> tuple[list[Section], list[str]]:
     problems: list[str] = []
     fit, meta = data.fit, data.fit.metadata
     ci = f"{100 * float(meta.get('ci_prob', config.CI_PROB)):g}%"
-    priors = load_prior_set(data.settings.get("priors", "default"))
+    priors = load_prior_set(data.settings.get("priors_source", data.settings.get("priors", "default")))
     out = []
 
     out.append(Section("Conclusions", "conclusions").add(
@@ -488,7 +489,8 @@ def sections(data: ReportData) -> tuple[list[Section], list[str]]:
              f"sampler: {sampler.get('sampler')}, {sampler.get('chains')} chains × {sampler.get('draws')} draws "
              f"(tune {sampler.get('tune')}), seed {sampler.get('seed')}; SMC: {data.settings.get('smc_chains')} "
              f"chains × {data.settings.get('smc_draws')} particles",
-             "run times (s): " + ", ".join(f"{k} {v:.1f}" for k, v in data.timings.items())]
+             ("run times (s): " + ", ".join(f"{k} {v:.1f}" for k, v in data.timings.items()))
+             if data.timings else "run times: not recorded"]
     if problems:
         repro += [f"problem: {p}" for p in problems]
     out.append(Section("Reproducibility", "reproducibility").add(("list", repro)))

@@ -207,3 +207,16 @@ def test_text_is_escaped_in_html_and_markdown():
     assert "<script>" not in html_text and "&lt;script&gt;" in html_text and "&lt;i&gt;" in html_text
     md = render.to_markdown("T", [section])
     assert "a\\|b" in md and "col\\|1" in md
+
+
+def test_a_users_prior_file_is_named_and_read_back(data, tmp_path):
+    """A report fitted with --priors FILE reads that file again for the prior-vs-posterior figure."""
+    user = FIXTURE.parents[0] / "priors" / "partial.yaml"
+    mine = report.ReportData(study=data.study, fit=data.fit, link=data.link, comparison=data.comparison,
+                             tables=data.tables, timings=data.timings,
+                             settings={**data.settings, "priors": "sceptical_interaction",
+                                       "priors_source": str(user)})
+    report.write(mine, tmp_path)
+    assert json.loads((tmp_path / "run.json").read_text())["problems"] == []
+    text = (tmp_path / "report.md").read_text()
+    assert "priors: sceptical_interaction (sha256:" in text and "run times (s): joint" in text
