@@ -477,6 +477,56 @@ def compare_models(fits: dict[str, list[tuple[ModelSpec, xr.DataTree]]], priors:
     return Comparison(table=table, interactions=interactions, metadata=metadata)
 
 
+def fit_models(study, *, models: tuple[str, ...] = MODEL_ORDER, priors: PriorSet | str = "default",
+               settings=None, n=None, seed: int | None = None, ci_prob: float | None = None, cache=None,
+               step=None) -> tuple[dict, dict, dict, dict]:
+    """Fit the models a comparison needs: ``(results, fits, skipped, notes)``.
+
+    ``results`` maps model name to its FitResult (LinkResult for ``link``),
+    ``fits`` to its ``[(spec, raw tree)]`` for :func:`compare_models`;
+    ``skipped`` says why the link model was not fitted (several studies, no
+    immune readout) and ``notes`` which fits failed their diagnostics.
+    ``step(name, line)``, if given, is called before each model.
+    """
+    unknown = set(models) - set(MODEL_ORDER)
+    if unknown or not models:
+        raise ValueError(f"unknown model(s) {sorted(unknown)}; valid: {', '.join(MODEL_ORDER)}")
+    from bayes import config
+    from bayes.analysis import fit
+    from bayes.link import fit_link
+    from bayes.models.cells import make_cell
+    from bayes.models.link import layout
+
+    prior_set = priors if isinstance(priors, PriorSet) else load_prior_set(priors)
+    common = dict(n=n, priors=prior_set, settings=settings, seed=seed, cache=cache,
+                  ci_prob=config.CI_PROB if ci_prob is None else ci_prob)
+    lines = {"joint": "fitting the joint model (all endpoints; the headline result)",
+             "factorial": "fitting each endpoint alone, with interaction (factorial)",
+             "additive": "fitting each endpoint alone, without interaction (additive)",
+             "link": "fitting the NK-link model"}
+    results, fits, skipped, notes = {}, {}, {}, {}
+    if "link" in models:
+        try:
+            layout(tuple(make_cell(study.cell(s, e)) for s, e in study.cells()))
+        except InputError as err:
+            skipped["link"] = f"not fitted: {err.message}"
+    for name in ("joint", "factorial", "additive", "link"):
+        if name not in models or name in skipped:
+            continue
+        if step:
+            step(name, lines[name])
+        if name == "link":
+            result = fit_link(study, **common)
+            fits[name] = [(result.spec, result.tree)]
+        else:
+            result = fit(study, model=name, **common)
+            fits[name] = result.fits
+        results[name] = result
+        if not result.passed:
+            notes[name] = "fit FAILED its diagnostics"
+    return results, fits, skipped, notes
+
+
 def run_comparison(study, *, priors: PriorSet | str = "default", settings=None, n=None, seed: int,
                    progress=None, smc_draws: int = SMC_DRAWS, smc_chains: int = SMC_CHAINS,
                    models: tuple[str, ...] = MODEL_ORDER, cache=None) -> tuple[Comparison, dict]:
@@ -484,36 +534,10 @@ def run_comparison(study, *, priors: PriorSet | str = "default", settings=None, 
     models to ``study`` and compare them (``models`` selects a subset).
     Returns the comparison and the fit results by model name (FitResult, or
     LinkResult for ``link``)."""
-    unknown = set(models) - set(MODEL_ORDER)
-    if unknown or not models:
-        raise ValueError(f"unknown model(s) {sorted(unknown)}; valid: {', '.join(MODEL_ORDER)}")
-    from bayes.analysis import fit
-    from bayes.link import fit_link
-    from bayes.models.link import layout
-    from bayes.models.cells import make_cell
-
     prior_set = priors if isinstance(priors, PriorSet) else load_prior_set(priors)
-    results, fits, skipped, notes = {}, {}, {}, {}
-    for name in (m for m in ("additive", "factorial", "joint") if m in models):
-        result = fit(study, model=name, n=n, priors=prior_set, settings=settings, seed=seed, cache=cache,
-                     progress=progress)
-        results[name], fits[name] = result, result.fits
-        if not bool(result.diagnostics["passed"].all()):
-            notes[name] = "fit FAILED its diagnostics"
-    cells = tuple(make_cell(study.cell(s, e)) for s, e in study.cells())
-    try:
-        layout(cells)
-    except InputError as err:
-        skipped["link"] = f"not fitted: {err.message}"
-    if "link" in models and "link" not in skipped:
-        if progress:
-            progress("sampling link model")
-        result = fit_link(study, n=n, priors=prior_set, settings=settings, seed=seed, cache=cache)
-        results["link"], fits["link"] = result, [(result.spec, result.tree)]
-        if not result.passed:
-            notes["link"] = "fit FAILED its diagnostics"
-    if "link" not in models:
-        skipped.pop("link", None)
+    results, fits, skipped, notes = fit_models(
+        study, models=models, priors=prior_set, settings=settings, n=n, seed=seed, cache=cache,
+        step=(lambda name, line: progress(line)) if progress else None)
     comparison = compare_models(fits, prior_set, smc_draws=smc_draws, smc_chains=smc_chains, seed=seed,
                                 progress=progress, skipped=skipped, notes=notes)
     return comparison, results

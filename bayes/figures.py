@@ -171,10 +171,10 @@ def forest(synergy: pd.DataFrame, *, by: str | None = None, references=("bliss",
 def _prior_set(fit, priors):
     if priors is not None:
         return priors
-    from bayes.priors import _parse_prior_set
+    from bayes.priors import PriorSet
 
     stamped = fit.metadata.get("priors", {})
-    return _parse_prior_set(stamped["set"], stamped.get("source", "run.json"), require_all=False)
+    return PriorSet.from_dict(stamped["set"], source=stamped.get("source", "run.json"))
 
 
 def _fit_spec(fit, study):

@@ -129,6 +129,11 @@ class PriorSet:
                 "priors": {k: {"prior": p.to_dict(), "why": self.why.get(k, "")}
                            for k, p in self.priors.items()}}
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "dict") -> "PriorSet":
+        """Inverse of :meth:`to_dict` (e.g. the set stamped in a run's metadata)."""
+        return _parse_prior_set(data, source, require_all=False)
+
     @property
     def hash(self) -> str:
         text = json.dumps(self.to_dict()["priors"], sort_keys=True)

@@ -23,7 +23,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from bayes import config
@@ -84,13 +83,11 @@ def compute(study: Study, *, priors: str = "default", settings=None, n=None, see
             ci_prob: float = config.CI_PROB, progress=None) -> ReportData:
     """Run every analysis of the report on ``study``; ``progress`` gets one line per step."""
     from bayes import sensitivity as sens
-    from bayes.analysis import as_nprior, fit
-    from bayes.compare import compare_models, with_log_groups
+    from bayes.analysis import as_nprior
+    from bayes.compare import SMC_CHAINS, SMC_DRAWS, compare_models, fit_models, with_log_groups
     from bayes.prior_predictive import compare_prior_sets
     from bayes.priors import load_prior_set
-    from bayes.sampling import DEFAULT_CACHE, SamplerSettings
-
-    from bayes.compare import SMC_CHAINS, SMC_DRAWS
+    from bayes.sampling import SamplerSettings
 
     smc_draws, smc_chains = smc_draws or SMC_DRAWS, smc_chains or SMC_CHAINS
     settings = settings or SamplerSettings()
@@ -99,44 +96,24 @@ def compute(study: Study, *, priors: str = "default", settings=None, n=None, see
     prior_set = load_prior_set(priors)
     nprior = as_nprior(n)
     clock = _Clock(progress)
-    common = dict(priors=prior_set, settings=settings, ci_prob=ci_prob, cache=DEFAULT_CACHE)
+    common = dict(priors=prior_set, settings=settings, ci_prob=ci_prob)
 
-    clock.step("joint", "fitting the joint model (all endpoints; the headline result)")
-    main = fit(study, model="joint", n=nprior, **common)
-    clock.step("factorial", "fitting each endpoint alone, with interaction (factorial)")
-    factorial = fit(study, model="factorial", n=nprior, **common)
-    clock.step("additive", "fitting each endpoint alone, without interaction (additive)")
-    additive = fit(study, model="additive", n=nprior, **common)
-
-    link, link_note = None, ""
-    clock.step("link", "fitting the NK-link model")
-    try:
-        from bayes.link import fit_link
-
-        link = fit_link(study, n=nprior, priors=prior_set, settings=settings, ci_prob=ci_prob)
-    except BayesError as err:     # InputError is a BayesError: e.g. no immune readout, several studies
-        link_note = str(err)
+    results, fits, skipped, notes = fit_models(study, n=nprior, step=clock.step, **common)
+    main, factorial, link = (results.get(m) for m in ("joint", "factorial", "link"))
+    link_note = skipped.get("link", "").removeprefix("not fitted: ")
+    if link_note:
         clock.say(f"  NK-link model skipped: {link_note}")
-
-    fits = {"additive": additive.fits, "factorial": factorial.fits, "joint": main.fits}
-    if link is not None:
-        fits["link"] = [(link.spec, link.tree)]
     clock.step("comparison", f"comparing models (PSIS-LOO, SMC marginal likelihoods with {smc_draws} "
                              "particles per chain, stacking)")
-    results = {"additive": additive, "factorial": factorial, "joint": main, "link": link}
-    notes = {name: "fit FAILED its diagnostics" for name, r in results.items() if r is not None and not r.passed}
-    skipped = {"link": f"not fitted: {link_note}"} if link is None else {}
     comparison = compare_models(fits, prior_set, smc_draws=smc_draws, smc_chains=smc_chains,
                                 seed=settings.seed, progress=clock.say, skipped=skipped, notes=notes)
 
     tables: dict[str, pd.DataFrame] = {}
-    key = sens.key_results(main.synergy)
-    clock.step("prior_sets", f"refitting under prior sets: {', '.join(p for p in prior_sets if p != priors)}")
-    others = [(p, study, {"priors": p}) for p in prior_sets if p != prior_set.name]
-    tables["prior_sensitivity"] = _with_main(
-        sens.sweep(others, column="prior_set", progress=clock.say, model="joint", n=nprior,
-                   settings=settings, ci_prob=ci_prob) if others else None,
-        key, "prior_set", prior_set.name)
+    clock.step("prior_sets", "refitting under prior sets: "
+               + ", ".join(p for p in prior_sets if p != prior_set.name))
+    tables["prior_sensitivity"] = sens.prior_sensitivity(
+        study, prior_sets=prior_sets, model="joint", progress=clock.say, main=main.synergy,
+        main_priors=prior_set.name, n=nprior, settings=settings, ci_prob=ci_prob)
 
     clock.step("prior_predictive", "prior predictive checks of each prior set (forward draws)")
     implied, synergy_prior = compare_prior_sets(study, names=tuple(prior_sets), seed=settings.seed)
@@ -152,29 +129,16 @@ def compute(study: Study, *, priors: str = "default", settings=None, n=None, see
     values = tuple(n_values or sens.DEFAULT_VALUES)
     if nprior.mode == "marginal" and not study.n_known:
         clock.step("n_sensitivity", f"n-sensitivity: refitting at n = {', '.join(map(str, values))}")
-        from bayes.nprior import NPrior
+        tables["n_sensitivity"] = sens.n_sensitivity(
+            study, model="joint", values=values, low=nprior.low, high=nprior.high, progress=clock.say,
+            main=main.synergy, **common)
 
-        low, high = min(nprior.low, *values), max(nprior.high, *values)
-        variants = [(str(v), study, {"n": NPrior.fixed(v, low, high)}) for v in values]
-        tables["n_sensitivity"] = _with_main(
-            sens.sweep(variants, column="n_treatment", progress=clock.say, model="joint", **common),
-            key, "n_treatment", "marginal", first=False)
-
-    reread = [c for c in dict.fromkeys(study.table.loc[study.table["sd"].notna() & study.table["se"].isna(),
-                                                       "cohort"])]
-    if reread:
+    if sens.sem_cohorts(study):
         clock.step("se_what_if", "SD-vs-SE what-if: refitting with '±' read as SEM")
-        variants = [(f"SEM in {c}", sens.read_as_se(study, [c]), {}) for c in reread]
-        if len(reread) > 1:
-            variants.append(("SEM everywhere", sens.read_as_se(study), {}))
-        tables["se_what_if"] = _with_main(
-            sens.sweep(variants, column="reading", progress=clock.say, model="joint", n=nprior, **common),
-            key, "reading", "as entered (SD)")
-    diags = [main.diagnostics.assign(model="joint"), factorial.diagnostics.assign(model="factorial"),
-             additive.diagnostics.assign(model="additive")]
-    if link is not None:
-        diags.append(link.diagnostics.assign(model="link"))
-    tables["diagnostics"] = pd.concat(diags, ignore_index=True)
+        tables["se_what_if"] = sens.se_what_if(study, model="joint", progress=clock.say, main=main.synergy,
+                                               n=nprior, **common)
+    tables["diagnostics"] = pd.concat([r.diagnostics.assign(model=name) for name, r in results.items()],
+                                      ignore_index=True)
     clock.stop()
     return ReportData(study=study, fit=main, factorial=factorial, link=link, link_note=link_note,
                       comparison=comparison, tables=tables, timings=clock.timings,
@@ -182,14 +146,6 @@ def compute(study: Study, *, priors: str = "default", settings=None, n=None, see
                                 "prior_sets": list(prior_sets), "priors": prior_set.name,
                                 "priors_source": str(priors),
                                 "n_values": list(values)})
-
-
-def _with_main(frame: pd.DataFrame | None, key: pd.DataFrame, column: str, label: str,
-               first: bool = True) -> pd.DataFrame:
-    """A sweep's table with the main fit's key results added under ``label`` (not refitted)."""
-    main = key.assign(**{column: label})[[column] + list(key.columns)]
-    parts = [main, frame] if first else [frame, main]
-    return pd.concat([p for p in parts if p is not None], ignore_index=True)
 
 
 # ---------------------------------------------------------------- words from numbers

@@ -39,32 +39,55 @@ def key_results(synergy: pd.DataFrame) -> pd.DataFrame:
 
 
 def sweep(variants: list[tuple[str, Study, dict]], *, column: str, progress=None,
-          **fit_kwargs) -> pd.DataFrame:
-    """Fit each ``(label, study, extra fit kwargs)`` variant; key results with a ``column`` label."""
+          reuse: dict[str, pd.DataFrame] | None = None, **fit_kwargs) -> pd.DataFrame:
+    """Fit each ``(label, study, extra fit kwargs)`` variant; key results with a ``column`` label.
+
+    ``reuse`` maps a label to a synergy table already computed for exactly
+    that variant (the headline fit), which is then not refitted.
+    """
+    reuse = reuse or {}
     frames = []
     for label, study, extra in variants:
-        if progress:
-            progress(f"{column.replace('_', ' ')}: {label}")
-        result = fit(study, **{**fit_kwargs, **extra})
-        frames.append(key_results(result.synergy).assign(**{column: label}))
+        if label in reuse:
+            synergy = reuse[label]
+        else:
+            if progress:
+                progress(f"{column.replace('_', ' ')}: {label}")
+            synergy = fit(study, **{**fit_kwargs, **extra}).synergy
+        frames.append(key_results(synergy).assign(**{column: label}))
     frame = pd.concat(frames, ignore_index=True)
     return frame[[column] + KEY_COLUMNS]
 
 
 def n_sensitivity(study: Study, *, model: str, values=DEFAULT_VALUES, low: int = 3, high: int = 20,
-                  progress=None, **fit_kwargs) -> pd.DataFrame:
-    """One row per n treatment x key result; ``fit_kwargs`` go to :func:`bayes.fit`."""
-    low, high = min(low, *values), max(high, *values)
-    variants = [(str(v), study, {"n": NPrior.fixed(v, low, high)}) for v in values]
-    variants.append(("marginal", study, {"n": NPrior("marginal", None, low, high)}))
-    return sweep(variants, column="n_treatment", progress=progress, model=model, **fit_kwargs)
+                  progress=None, main: pd.DataFrame | None = None, **fit_kwargs) -> pd.DataFrame:
+    """One row per n treatment x key result; ``fit_kwargs`` go to :func:`bayes.fit`.
+
+    ``main``: the synergy table of a fit with n marginalised over
+    ``low..high``, reused as the 'marginal' column when ``values`` do not
+    widen that range.
+    """
+    wide_low, wide_high = min(low, *values), max(high, *values)
+    variants = [(str(v), study, {"n": NPrior.fixed(v, wide_low, wide_high)}) for v in values]
+    variants.append(("marginal", study, {"n": NPrior("marginal", None, wide_low, wide_high)}))
+    reuse = {"marginal": main} if main is not None and (wide_low, wide_high) == (low, high) else None
+    return sweep(variants, column="n_treatment", progress=progress, reuse=reuse, model=model, **fit_kwargs)
 
 
 def prior_sensitivity(study: Study, *, prior_sets=("default", "sceptical", "optimistic"), model: str = "joint",
-                      progress=None, **fit_kwargs) -> pd.DataFrame:
-    """One row per prior set x key result."""
-    variants = [(str(name), study, {"priors": name}) for name in prior_sets]
-    return sweep(variants, column="prior_set", progress=progress, model=model, **fit_kwargs)
+                      progress=None, main: pd.DataFrame | None = None, main_priors: str | None = None,
+                      **fit_kwargs) -> pd.DataFrame:
+    """One row per prior set x key result.  ``main`` (the synergy table of a fit
+    under the prior set named ``main_priors``) is reused, listed first when
+    that set is not among ``prior_sets``."""
+    names = [str(p) for p in prior_sets]
+    reuse = None
+    if main is not None and main_priors is not None:
+        reuse = {main_priors: main}
+        if main_priors not in names:
+            names.insert(0, main_priors)
+    variants = [(name, study, {"priors": name}) for name in names]
+    return sweep(variants, column="prior_set", progress=progress, reuse=reuse, model=model, **fit_kwargs)
 
 
 def read_as_se(study: Study, cohorts=None) -> Study:
@@ -84,15 +107,25 @@ def read_as_se(study: Study, cohorts=None) -> Study:
                  f"{study.data_hash}+se:{which}", study.provenance)
 
 
-def se_what_if(study: Study, *, model: str = "joint", progress=None, **fit_kwargs) -> pd.DataFrame:
-    """Key results with "±" as entered (SD), as SEM per cohort, and as SEM everywhere."""
+def sem_cohorts(study: Study) -> list[str]:
+    """Cohorts with a "±" that could be read either way (SD given, no SE)."""
     table = study.table
-    cohorts = list(dict.fromkeys(table.loc[table["sd"].notna() & table["se"].isna(), "cohort"]))
+    return list(dict.fromkeys(table.loc[table["sd"].notna() & table["se"].isna(), "cohort"]))
+
+
+def se_what_if(study: Study, *, model: str = "joint", progress=None, main: pd.DataFrame | None = None,
+               **fit_kwargs) -> pd.DataFrame:
+    """Key results with "±" as entered (SD), as SEM per cohort, and as SEM everywhere.
+
+    ``main``: the synergy table of the fit as entered, reused instead of refitted.
+    """
+    cohorts = sem_cohorts(study)
     variants = [("as entered (SD)", study, {})]
     variants += [(f"SEM in {c}", read_as_se(study, [c]), {}) for c in cohorts]
     if len(cohorts) > 1:
         variants.append(("SEM everywhere", read_as_se(study), {}))
-    return sweep(variants, column="reading", progress=progress, model=model, **fit_kwargs)
+    reuse = {"as entered (SD)": main} if main is not None else None
+    return sweep(variants, column="reading", progress=progress, reuse=reuse, model=model, **fit_kwargs)
 
 
 def wide(frame: pd.DataFrame, column: str) -> pd.DataFrame:

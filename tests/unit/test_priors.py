@@ -388,3 +388,12 @@ def test_interaction_mu_is_read_as_synergy_for_either_direction(default):
     assert interaction_prior(hopeful, cells["tumor_volume"]).kwargs["mu"] == -0.5
     assert interaction_prior(hopeful, cells["survival"]).kwargs["mu"] == 0.5
     assert interaction_prior(default, cells["tumor_volume"]) == default["interaction"]
+
+
+@pytest.mark.parametrize("name", ["default", "sceptical", "optimistic"])
+def test_prior_set_round_trips_through_its_dict(name):
+    from bayes.priors import load_prior_set
+
+    original = load_prior_set(name)
+    again = PriorSet.from_dict(original.to_dict(), source="stamp")
+    assert again.priors == original.priors and again.hash == original.hash and again.name == name

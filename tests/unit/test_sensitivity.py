@@ -63,3 +63,25 @@ def test_wide_table_keeps_sweep_order_and_marks_failed_fits():
 def test_key_results_keep_bliss_and_pooled_rows_only():
     frame = pd.concat([_frame(["x"], [0.9]).assign(reference=r) for r in ("bliss", "hsa", "pooled", "tgi")])
     assert sorted(key_results(frame)["reference"]) == ["bliss", "pooled"]
+
+
+def test_the_headline_fit_is_reused_not_refitted(seed, monkeypatch):
+    """n-sensitivity refits only the assumed n; 'marginal' comes from the headline fit,
+    unless the assumed values widen the n range (then the marginal prior differs)."""
+    import bayes.sensitivity as sens
+
+    calls = []
+
+    class Fake:
+        def __init__(self, n):
+            calls.append(n)
+            self.synergy = _frame(["x"], [0.9]).drop(columns="n_treatment")
+
+    monkeypatch.setattr(sens, "fit", lambda study, **kw: Fake(kw["n"]))
+    main = _frame(["x"], [0.42]).drop(columns="n_treatment")
+    table = sens.n_sensitivity(seed, model="joint", values=(5, 10), low=3, high=20, main=main)
+    assert [c.mode for c in calls] == ["fixed", "fixed"]
+    assert table.set_index("n_treatment").loc["marginal", "p_synergy"] == 0.42
+    calls.clear()
+    sens.n_sensitivity(seed, model="joint", values=(5, 30), low=3, high=20, main=main)
+    assert [c.mode for c in calls] == ["fixed", "fixed", "marginal"] and calls[-1].high == 30
