@@ -23,6 +23,7 @@ from bayes._version import __version__
 _LAZY = {
     "read_study": "bayes.data", "load_builtin": "bayes.data", "builtin_names": "bayes.data",
     "Study": "bayes.data", "study_from_frame": "bayes.data", "consistency_checks": "bayes.data",
+    "write_template": "bayes.data", "combine_studies": "bayes.data",
     "fit": "bayes.analysis",
     "FitResult": "bayes.results", "load_result": "bayes.results",
     "load_prior_set": "bayes.priors", "Prior": "bayes.priors", "PriorSet": "bayes.priors",

@@ -1,4 +1,4 @@
-"""The ``bayes`` command line: ``report``, ``fit``, ``summary``, ``check``, ``link``, ``elicit`` and ``bench``.
+"""The ``bayes`` command line: ``report``, ``fit``, ``summary``, ``check``, ``link``, ``elicit``, ``template`` and ``bench``.
 
 Exit codes: 0 success; 2 bad input or usage (one line on stderr naming the
 file, row and column); 3 results written but at least one fit failed its
@@ -13,16 +13,25 @@ import sys
 import time
 from pathlib import Path
 
-from bayes import config
 from bayes._version import __version__
 from bayes.errors import BayesError
+
+try:
+    from bayes import config
+except BayesError as _err:   # a bad BAYES_QUICK: one line, not a traceback
+    print(f"bayes: error: {_err}", file=sys.stderr)
+    sys.exit(2)
 
 EXIT_OK, EXIT_ERROR, EXIT_INPUT, EXIT_DIAGNOSTICS = 0, 1, 2, 3
 
 
-def _load_study(path: str | None):
-    from bayes.data import builtin_names, load_builtin, read_study
+def _load_study(paths: list[str] | str | None):
+    """The study in DATA: none -> the built-in seed; several files -> pooled (combine_studies)."""
+    from bayes.data import builtin_names, combine_studies, load_builtin, read_study
 
+    if isinstance(paths, list) and len(paths) > 1:
+        return combine_studies([_load_study(p) for p in paths])
+    path = paths[0] if isinstance(paths, list) and paths else paths or None
     if path is None:
         return load_builtin("seed")
     if not Path(path).exists() and path in builtin_names():
@@ -78,7 +87,9 @@ def _probability(text: str) -> float:
 
 def _add_run_options(parser: argparse.ArgumentParser, replaced: str) -> None:
     """Data, output, n, priors and sampler options shared by the fitting commands."""
-    parser.add_argument("data", nargs="?", help="study CSV (default: the built-in seed study)")
+    parser.add_argument("data", nargs="*", metavar="DATA",
+                        help="study CSV(s) or a built-in dataset name (default: the built-in seed study); "
+                             "several files are pooled into one table, each keeping its study label")
     parser.add_argument("--out", default="bayes-results", help="output folder (default: %(default)s)")
     parser.add_argument("--force", action="store_true", help=f"replace {replaced}")
     parser.add_argument("--n", type=_n_value, default=None, metavar="N|marginal",
@@ -126,7 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("out", help="a folder written by 'bayes fit'")
 
     check = sub.add_parser("check", help="validate a study table and print its consistency checks")
-    check.add_argument("data", nargs="?", help="study CSV (default: the built-in seed study)")
+    check.add_argument("data", nargs="*", metavar="DATA",
+                       help="study CSV(s) (default: the built-in seed study); several are checked as one pooled table")
+
+    template = sub.add_parser("template", help="write the commented study-table template to fill in")
+    template.add_argument("path", help="where to write it, e.g. my_study.csv")
+    template.add_argument("--force", action="store_true", help="replace an existing file")
 
     link = sub.add_parser("link", help="fit the NK-link model and write link.csv and link.txt "
                                        "(beside synergy.csv when --out is the same folder)")
@@ -138,9 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(out="bayes-report")
     report.add_argument("--prior-sets", default="default,sceptical,optimistic",
                         help="comma-separated prior sets to compare (default: %(default)s)")
-    report.add_argument("--smc-draws", type=_positive_int, default=1000,
+    report.add_argument("--smc-draws", type=_positive_int, default=config.SMC_DRAWS,
                         help="SMC particles per chain for the marginal likelihoods (default: %(default)s)")
-    report.add_argument("--smc-chains", type=_positive_int, default=4,
+    report.add_argument("--smc-chains", type=_positive_int, default=config.SMC_CHAINS,
                         help="independent SMC runs; their spread is the log-evidence uncertainty (default: %(default)s)")
     report.add_argument("--n-values", type=_n_values, default=(3, 5, 8, 10, 15, 20), metavar="N,N,...",
                         help="assumed n per arm for the n-sensitivity table (default: 3,5,8,10,15,20)")
@@ -262,7 +278,16 @@ def cmd_bench(args) -> int:
     return bench.run(args)
 
 
-COMMANDS = {"fit": cmd_fit, "summary": cmd_summary, "check": cmd_check, "link": cmd_link,
+def cmd_template(args) -> int:
+    from bayes.data import write_template
+
+    path = write_template(args.path, overwrite=args.force)
+    print(f"wrote the study-table template to {path}; replace the example rows with your study's, "
+          f"then: bayes check {path}")
+    return EXIT_OK
+
+
+COMMANDS = {"template": cmd_template, "fit": cmd_fit, "summary": cmd_summary, "check": cmd_check, "link": cmd_link,
             "report": cmd_report, "elicit": cmd_elicit, "bench": cmd_bench}
 
 

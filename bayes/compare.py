@@ -54,6 +54,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayes import config
 from bayes.errors import BayesError, InputError
 from bayes.models.builder import ModelSpec, build_model, interaction_prior, prefix
 from bayes.priors import Prior, PriorSet, load_prior_set
@@ -63,14 +64,14 @@ MODEL_ORDER = ("additive", "factorial", "joint", "link")
 REFERENCE = "additive"
 K_THRESHOLD = 0.7
 LL_VAR = "arms"           # the log_likelihood variable (one value per arm)
-# SMC defaults: 4 chains of 1000 particles.  On the seed study (2 cores,
+# SMC defaults (config.SMC_*): 4 chains of 1000 particles.  On the seed study (2 cores,
 # compilation included) that took 9 s for the four additive models together,
 # 14 s for the four factorial ones, 19 s for the joint and 27 s for the
 # NK-link model, with chain-to-chain sds of log ML of 0.2-0.6.  2000
 # particles did not shrink the joint model's spread (0.34) and cost more
 # than 4x the time (90 s with convergence checks on, now switched off).
-SMC_DRAWS = 1000
-SMC_CHAINS = 4
+SMC_DRAWS = config.SMC_DRAWS
+SMC_CHAINS = config.SMC_CHAINS
 COLUMNS = ("model", "elpd_loo", "se", "p_loo", "n_obs", "n_k_gt_0.7", "max_k", "weight",
            "log_ml", "log_ml_sd", "log10_bf_vs_additive", "smc_seconds", "smc_draws", "smc_chains", "note")
 FILES = ("comparison.csv", "interactions.csv")

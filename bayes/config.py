@@ -4,11 +4,21 @@
 equal-tailed interval); the CLI's ``--ci-prob`` overrides it per run.  The
 diagnostics thresholds follow Vehtari et al. (2021): R-hat <= 1.01 and at
 least 100 effective draws per chain, bulk and tail, and no divergences.
+
+``BAYES_QUICK=1`` in the environment (read once, at import) shrinks every
+default draw count: NUTS to 2 chains x 200 draws after 200 tuning steps,
+SMC to 2 chains x 200 particles.  It exists so that the notebooks and other
+smoke runs execute in seconds in the test suite; such posteriors usually fail
+the diagnostics gate and are not for conclusions.  Explicit arguments
+(``--draws``, ``SamplerSettings(draws=...)``) still win.  The setting is
+recorded in every output's sampler settings (the draw counts themselves).
 """
 
 from __future__ import annotations
 
 import os
+
+from bayes.errors import BayesError
 
 CI_PROB = 0.95
 CI_KIND = "eti"
@@ -16,10 +26,30 @@ CI_KIND = "eti"
 RHAT_MAX = 1.01
 ESS_PER_CHAIN_MIN = 100
 
-DEFAULT_DRAWS = 2000
-DEFAULT_TUNE = 1000
-DEFAULT_CHAINS = 4
+QUICK_ENV = "BAYES_QUICK"
+
+
+def _quick_from_env(value: str | None) -> bool:
+    text = (value or "").strip().lower()
+    if text in ("", "0", "false", "no", "off"):
+        return False
+    if text in ("1", "true", "yes", "on"):
+        return True
+    raise BayesError(f"environment variable {QUICK_ENV}={value!r} is not understood "
+                     f"(valid: 1/true/yes/on for reduced draws, 0/false/no/off or unset for full draws)")
+
+
+QUICK = _quick_from_env(os.environ.get(QUICK_ENV))
+
+DEFAULT_DRAWS = 200 if QUICK else 2000
+DEFAULT_TUNE = 200 if QUICK else 1000
+DEFAULT_CHAINS = 2 if QUICK else 4
 DEFAULT_SEED = 20261129
+
+# Sequential Monte Carlo (marginal likelihoods for Bayes factors): particles per
+# chain and chains; the spread across chains is the reported Monte Carlo error.
+SMC_DRAWS = 200 if QUICK else 1000
+SMC_CHAINS = 2 if QUICK else 4
 
 # NUTS target acceptance and nutpie mass-matrix adaptation per family.
 # Low-rank adaptation triples the ESS of the single-cell models (baseline,

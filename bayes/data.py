@@ -37,7 +37,8 @@ from bayes.checks import Check, compatible_n, consistency_checks
 from bayes.endpoints import BETTER, KINDS, KNOWN_ENDPOINTS, normalise_endpoint_name
 from bayes.errors import InputError
 
-__all__ = ["Study", "read_study", "load_builtin", "builtin_names", "Check",
+__all__ = ["Study", "read_study", "load_builtin", "builtin_names", "write_template",
+           "combine_studies", "Check",
            "consistency_checks", "compatible_n", "CONTROL_ALIASES", "INPUT_COLUMNS",
            "TABLE_COLUMNS"]
 
@@ -131,6 +132,58 @@ def load_builtin(name: str = "seed") -> Study:
         raise InputError(f"{name}.yaml", "provenance file lacks 'schema_version: 1'",
                          column="schema_version", valid="1")
     return Study(table, source, data_hash(raw), provenance)
+
+
+def template_text() -> str:
+    """The commented study-table template (``bayes/templates/study.csv``)."""
+    return resources.files(DATASETS_PACKAGE).joinpath("templates", "study.csv").read_text(encoding="utf-8")
+
+
+def write_template(path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Write the commented study-table template to ``path`` for a user to fill in.
+
+    The template documents every column in ``#`` comment lines and holds one
+    example study (tumour volume and survival of a 2x2 factorial) that reads
+    as a valid table.  An existing file is never replaced unless ``overwrite``.
+    """
+    target = Path(path)
+    if target.exists() and not overwrite:
+        raise InputError(os.fspath(target), "the file already exists and was left as it is",
+                         valid="a new file name, or overwrite=True (CLI: --force) to replace it")
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(template_text(), encoding="utf-8")
+    os.replace(tmp, target)
+    return target
+
+
+def combine_studies(studies, *, name: str | None = None) -> Study:
+    """Pool several validated studies into one table for a joint fit.
+
+    Each input keeps its own ``study`` label, which must be unique across the
+    inputs (two files that both leave out the ``study`` column are labelled
+    by their file names).  Nothing is re-scaled or matched here: the joint
+    model matches combinations across studies by their agents and lets each
+    study deviate.  The data hash covers every input's hash in order, so the
+    pooled table is traceable to its files.
+    """
+    studies = list(studies)
+    if len(studies) < 2:
+        raise ValueError("combine_studies needs at least two studies")
+    seen: dict[str, str] = {}
+    for study in studies:
+        for label in dict.fromkeys(study.table["study"].astype(str)):
+            if label in seen:
+                raise InputError(study.source, f"study label '{label}' is also used by {seen[label]}",
+                                 column="study",
+                                 valid="a study label that no other pooled table uses "
+                                       "(set the 'study' column in one of the files)")
+            seen[label] = study.source
+    table = pd.concat([s.table for s in studies], ignore_index=True)
+    digest = hashlib.sha256("".join(s.data_hash for s in studies).encode()).hexdigest()
+    source = name or " + ".join(s.source for s in studies)
+    provenance = {"pooled": [{"source": s.source, "data_hash": s.data_hash,
+                              "studies": sorted(set(s.table["study"].astype(str)))} for s in studies]}
+    return Study(table, source, f"sha256:{digest}", provenance)
 
 
 def data_hash(raw: bytes) -> str:

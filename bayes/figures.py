@@ -58,15 +58,27 @@ REFERENCE_LABELS = {"bliss": "Bliss", "hsa": "HSA", "ra": "RA"}
 PRIOR_COLOR, POSTERIOR_COLOR = "#7f7f7f", "#1f77b4"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
-__all__ = ["forest", "prior_posterior", "interaction_draws", "ppc", "predictive_summaries", "nk_link",
+__all__ = ["BayesFigure", "forest", "prior_posterior", "interaction_draws", "ppc", "predictive_summaries", "nk_link",
            "n_posterior", "to_png", "save_link", "load_link", "PNG_SIGNATURE"]
 
 
 # ---------------------------------------------------------------- helpers
 
+class BayesFigure(Figure):
+    """A matplotlib Figure that Jupyter shows as the PNG the report embeds.
+
+    The figures here are never registered with ``pyplot``, so a notebook's
+    inline backend does not know them; ``_repr_png_`` lets a figure returned
+    as a cell's last value display all the same, without ``pyplot``.
+    """
+
+    def _repr_png_(self) -> bytes:
+        return to_png(self)
+
+
 def _figure(width: float, height: float) -> Figure:
     """A Figure on an Agg canvas, not registered with pyplot (nothing to close)."""
-    fig = Figure(figsize=(width, height), layout="constrained", dpi=DPI)
+    fig = BayesFigure(figsize=(width, height), layout="constrained", dpi=DPI)
     FigureCanvasAgg(fig)
     return fig
 
@@ -305,6 +317,7 @@ def prior_posterior(fit, priors=None, *, study=None, prior_draws: int = 4000, se
                                   visuals={"remove_axis": False})
     fig = pc.viz["figure"].item()
     plt.close(fig)
+    fig.__class__ = BayesFigure     # same object, plus the notebook PNG display
     FigureCanvasAgg(fig)
     model = fit.metadata.get("model", "")
     dist = pc.viz["dist"]

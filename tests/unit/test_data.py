@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import bayes.data
 from bayes.data import (TABLE_COLUMNS, Check, Study, builtin_names, compatible_n,
                         consistency_checks, load_builtin, read_study)
 from bayes.errors import InputError
@@ -368,7 +369,8 @@ def test_unknown_endpoint_with_kind_and_better(tmp_path):
 
 
 def test_template_loads_and_rows_point_at_file_lines():
-    path = FIXTURES / "template.csv"
+    path = Path(bayes.data.__file__).parent / "templates" / "study.csv"
+    assert path.read_text() == bayes.data.template_text()
     study = read_study(path)
     lines = path.read_text().splitlines()
     assert len(study.table) == 8
@@ -441,3 +443,33 @@ def test_study_is_frozen():
     assert isinstance(study, Study)
     with pytest.raises(AttributeError):
         study.source = "elsewhere"
+
+
+def test_write_template_never_overwrites(tmp_path):
+    target = tmp_path / "my_study.csv"
+    bayes.data.write_template(target)
+    assert read_study(target).cells() == [("my_study", "tumor_volume"), ("my_study", "survival")]
+    target.write_text("my own edits\n")
+    with pytest.raises(InputError, match="already exists") as err:
+        bayes.data.write_template(target)
+    assert "overwrite=True" in str(err.value)
+    assert target.read_text() == "my own edits\n"             # nothing lost
+    bayes.data.write_template(target, overwrite=True)
+    assert target.read_text() == bayes.data.template_text()
+    assert [p.name for p in tmp_path.iterdir()] == ["my_study.csv"]   # no temporary file left
+
+
+def test_combine_studies_pools_tables_and_refuses_label_clashes(tmp_path):
+    seed = load_builtin("seed")
+    other = read_study(FIXTURES / "two_agent_other.csv")
+    pooled = bayes.data.combine_studies([seed, other])
+    assert len(pooled.table) == len(seed.table) + len(other.table)
+    assert set(pooled.table["study"]) == set(seed.table["study"]) | set(other.table["study"])
+    assert pooled.data_hash.startswith("sha256:") and pooled.data_hash not in (seed.data_hash, other.data_hash)
+    assert [p["data_hash"] for p in pooled.provenance["pooled"]] == [seed.data_hash, other.data_hash]
+    assert pooled.source == f"{seed.source} + {other.source}"
+    with pytest.raises(InputError, match="also used by") as err:
+        bayes.data.combine_studies([seed, seed])
+    assert "column 'study'" in str(err.value)
+    with pytest.raises(ValueError, match="at least two"):
+        bayes.data.combine_studies([seed])

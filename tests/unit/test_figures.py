@@ -90,6 +90,16 @@ def test_to_png_signature_and_size(fit, dpi):
     check_png(fig, dpi)
 
 
+def test_figures_display_as_png_in_jupyter(fit, study):
+    """Every figure function returns a BayesFigure, whose _repr_png_ is what the report embeds."""
+    for fig in (figures.forest(fit.synergy), figures.n_posterior(fit),
+                figures.prior_posterior(fit, study=study, prior_draws=200)):
+        assert isinstance(fig, figures.BayesFigure)
+        png = fig._repr_png_()
+        assert png.startswith(figures.PNG_SIGNATURE)
+        assert png[16:24] == figures.to_png(fig)[16:24]     # IHDR width and height
+
+
 # ---------------------------------------------------------------- forest
 
 def expected_rows(table):
