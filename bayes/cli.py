@@ -210,7 +210,7 @@ def cmd_check(args) -> int:
 
     study = _load_study(args.data)
     table = study.table
-    print(f"{study.source}: {len(table)} rows, {len(study.cells())} study x endpoint cells, {study.data_hash[:19]}")
+    print(study.describe())
     cols = ["study", "endpoint", "arm", "kind", "better", "mean", "sd", "se", "n", "percent", "day", "unit"]
     print(table[cols].to_string(index=False, na_rep=""))
     print("\nChecks:")

@@ -87,6 +87,14 @@ class Study:
         cell = self.cell(study, endpoint)
         return tuple(a[0] for a in cell["agents"] if len(a) == 1)
 
+    def describe(self) -> str:
+        """One line: where the table came from, its size and its data hash."""
+        return (f"{self.source}: {len(self.table)} rows, {len(self.cells())} study x endpoint cells, "
+                f"{self.data_hash[:19]}")
+
+    def __repr__(self) -> str:
+        return f"<Study {self.describe()}>"
+
     @property
     def n_known(self) -> bool:
         """True when every row has n (reported or implied by sd/se)."""

@@ -36,6 +36,15 @@ ALLOWED_DISTS = (
     "TruncatedNormal",
 )
 
+# Suffix of the pm.Data holding a prior's numeric parameter (see Prior.create_variable).
+PRIOR_DATA_SUFFIX = "__prior"
+
+
+def prior_values(model) -> dict[str, Any]:
+    """The prior parameters held as data in ``model``, by name (for ``with_data``)."""
+    return {v.name: v.get_value() for v in model.data_vars if v.name.endswith(PRIOR_DATA_SUFFIX)}
+
+
 # Parameters every model family reads; files may add more for later models.
 REQUIRED_PARAMETERS = ("baseline", "agent_effect", "interaction", "sd_log", "baseline_logit",
                        "agent_effect_logit", "interaction_logit", "precision", "synergy_mean",
@@ -97,12 +106,25 @@ class Prior:
             raise ValueError(f"{where}: {self.dist}({', '.join(self.kwargs)}) is not valid: {err}") from None
 
     def create_variable(self, name: str, *, dims=None):
-        """Add this prior to the model on the context stack as ``name``."""
+        """Add this prior to the model on the context stack as ``name``.
+
+        Numeric parameters enter as ``pm.Data`` named ``<name>_<kwarg>__prior``
+        rather than as constants, so a model compiled under one prior set is
+        re-used under another of the same shape (same distributions) by
+        swapping values (:func:`prior_values`), never recompiled.
+        """
+        import numpy as np
         import pymc as pm
 
-        kwargs = {k: v.create_variable(f"{name}_{k}") if isinstance(v, Prior) else v
+        kwargs = {k: v.create_variable(f"{name}_{k}") if isinstance(v, Prior)
+                  else pm.Data(f"{name}_{k}{PRIOR_DATA_SUFFIX}", np.asarray(v, dtype=float))
                   for k, v in self.kwargs.items()}
         return getattr(pm, self.dist)(name, **kwargs, dims=dims)
+
+    def signature(self) -> dict[str, Any]:
+        """The distribution and nesting without the numbers (what a compiled model depends on)."""
+        return {"dist": self.dist,
+                "kwargs": {k: v.signature() if isinstance(v, Prior) else "#" for k, v in self.kwargs.items()}}
 
     def __str__(self) -> str:
         args = ", ".join(f"{k}={v}" if not isinstance(v, float) else f"{k}={v:g}"
@@ -137,6 +159,12 @@ class PriorSet:
     @property
     def hash(self) -> str:
         text = json.dumps(self.to_dict()["priors"], sort_keys=True)
+        return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+    @property
+    def shape_hash(self) -> str:
+        """Hash of the distributions only: prior sets sharing it share compiled models."""
+        text = json.dumps({k: p.signature() for k, p in self.priors.items()}, sort_keys=True)
         return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
     def with_overrides(self, overrides: dict[str, dict[str, Any]], *, source: str = "user") -> "PriorSet":

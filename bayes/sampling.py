@@ -1,9 +1,11 @@
 """Sampling: backends, seeds, the diagnostics gate and compiled-model reuse.
 
 nutpie is the default sampler.  A model is compiled once per *structure*
-(model family, arm layout, prior set) and re-used for every cell with the
-same structure by swapping its ``pm.Data`` values (``CompiledModel.with_data``),
-so fitting many tables costs one compilation.  PyMC's own NUTS is the
+(model family, arm layout, and the prior set's distributions) and re-used for
+every cell with the same structure by swapping its ``pm.Data`` values
+(``CompiledModel.with_data``): the data, and the prior parameters, which are
+data too (:meth:`bayes.priors.Prior.create_variable`).  Fitting many tables,
+or one table under several prior sets, costs one compilation.  PyMC's own NUTS is the
 fallback (``sampler="pymc"``); it recompiles per fit and is slower.
 
 Every fit gets a seed derived from the run's master seed and the cell's key,
@@ -23,7 +25,7 @@ import xarray as xr
 
 from bayes import config
 from bayes.models.builder import ModelSpec, build_model, prefix
-from bayes.priors import PriorSet
+from bayes.priors import PriorSet, prior_values
 
 SAMPLERS = ("nutpie", "pymc")
 
@@ -72,6 +74,7 @@ class ModelCache:
 
     def __init__(self):
         self._compiled: dict[tuple, tuple[object, list[str]]] = {}
+        self._prior_values: dict[tuple, dict] = {}
         self.compilations = 0
 
     def compiled(self, key: tuple, build) -> tuple[object, list[str]]:
@@ -82,6 +85,12 @@ class ModelCache:
             self._compiled[key] = (nutpie.compile_pymc_model(model), [rv.name for rv in model.free_RVs])
             self.compilations += 1
         return self._compiled[key]
+
+    def prior_values(self, key: tuple, build) -> dict:
+        """The prior parameters of a model (built, not compiled: a fraction of a second)."""
+        if key not in self._prior_values:
+            self._prior_values[key] = prior_values(build())
+        return self._prior_values[key]
 
 
 DEFAULT_CACHE = ModelCache()
@@ -115,8 +124,10 @@ def sample_spec(spec: ModelSpec, priors: PriorSet, *, settings: SamplerSettings,
         import nutpie
 
         cache = cache or DEFAULT_CACHE
-        compiled, free = cache.compiled((spec.structure, priors.hash), build)
-        tree = nutpie.sample(compiled.with_data(**spec.data()), draws=settings.draws,
+        # Compiled per structure and prior *shape*; the prior set's numbers are data.
+        compiled, free = cache.compiled((spec.structure, priors.shape_hash), build)
+        values = {**spec.data(), **cache.prior_values((spec.structure, priors.hash), build)}
+        tree = nutpie.sample(compiled.with_data(**values), draws=settings.draws,
                              tune=settings.tune, chains=settings.chains, cores=settings.cores,
                              seed=seed, target_accept=settings.target_accept, adaptation=settings.adaptation,
                              progress_bar=False, save_warmup=False)

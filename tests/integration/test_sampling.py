@@ -49,6 +49,23 @@ def test_one_compilation_serves_every_cell_of_the_same_shape(seed_study, quick):
     assert float(ifn["arm_mean"].sel(arm="imatinib+IL-2").mean()) * 50 == pytest.approx(1200, rel=0.15)
 
 
+def test_prior_sets_share_one_compilation_and_still_act(tumour, quick):
+    """Prior parameters are data: other numbers, same distributions -> no recompilation."""
+    fresh = ModelCache()
+    by_set = {name: bayes.fit(tumour, model="factorial", priors=name, settings=quick, cache=fresh)
+              for name in ("default", "sceptical", "optimistic")}
+    assert fresh.compilations == 1
+    bliss = {name: float(r.synergy.query("reference == 'bliss'")["mean"].iloc[0]) for name, r in by_set.items()}
+    # sceptical (sd 0.25 around 0) pulls the strong tumour synergy towards 0; optimistic (mu +0.5) does not
+    assert bliss["sceptical"] < bliss["default"] - 0.1
+    assert bliss["optimistic"] > bliss["sceptical"] + 0.1
+    # the swapped-in sceptical fit agrees with one compiled under the sceptical set itself
+    own = bayes.fit(tumour, model="factorial", priors="sceptical", settings=quick, cache=ModelCache())
+    mine = by_set["sceptical"].synergy.query("reference == 'bliss'").iloc[0]
+    theirs = own.synergy.query("reference == 'bliss'").iloc[0]
+    assert mine["mean"] == pytest.approx(theirs["mean"], abs=3 * mine["sd"] / np.sqrt(200))
+
+
 def test_cell_seeds_depend_on_key_not_order():
     assert cell_seed(1, "s/tumor") == cell_seed(1, "s/tumor")
     assert cell_seed(1, "s/tumor") != cell_seed(1, "s/ifn")

@@ -473,3 +473,8 @@ def test_combine_studies_pools_tables_and_refuses_label_clashes(tmp_path):
     assert "column 'study'" in str(err.value)
     with pytest.raises(ValueError, match="at least two"):
         bayes.data.combine_studies([seed])
+
+
+def test_study_repr_is_one_line():
+    study = load_builtin("seed")
+    assert repr(study) == f"<Study built-in dataset 'seed': 16 rows, 4 study x endpoint cells, {study.data_hash[:19]}>"

@@ -197,3 +197,24 @@ def test_format_check_and_bad_arguments(seed, factorial):
         prior_predictive(seed, model="additive")
     with pytest.raises(ValueError, match="draws"):
         prior_synergy(seed, draws=3)
+
+
+def test_prior_parameters_are_data_so_one_graph_serves_every_prior_set():
+    """Setting a built model's prior data to another set's values gives that set's log density."""
+    import pymc as pm
+
+    from bayes.analysis import as_nprior, model_specs
+    from bayes.models.builder import build_model
+    from bayes.priors import PRIOR_DATA_SUFFIX, prior_values
+
+    spec, = model_specs(load_builtin("seed"), "joint", as_nprior(None))
+    default, other = load_prior_set("default"), load_prior_set("optimistic")
+    assert default.shape_hash == other.shape_hash and default.hash != other.hash
+    model, target = build_model(spec, default), build_model(spec, other)
+    values = prior_values(target)
+    assert values and all(name.endswith(PRIOR_DATA_SUFFIX) for name in values)
+    assert any(not np.array_equal(v, prior_values(model)[k]) for k, v in values.items())
+    point = model.initial_point()
+    with model:
+        pm.set_data(values)
+    assert model.compile_logp()(point) == pytest.approx(target.compile_logp()(point), rel=1e-12)
