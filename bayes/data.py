@@ -87,6 +87,30 @@ class Study:
         cell = self.cell(study, endpoint)
         return tuple(a[0] for a in cell["agents"] if len(a) == 1)
 
+    def select(self, *, endpoints=None, studies=None) -> "Study":
+        """The rows of some endpoints and/or studies only, as a study of its own.
+
+        Cohorts keep the n they share; the source and data hash say what was
+        kept, so results of the subset are never confused with the whole table.
+        """
+        table = self.table
+        kept = []
+        for column, wanted in (("endpoint", endpoints), ("study", studies)):
+            if wanted is None:
+                continue
+            wanted = [wanted] if isinstance(wanted, str) else list(wanted)
+            unknown = sorted(set(wanted) - set(table[column]))
+            if unknown:
+                raise InputError(self.source, f"no {column} named {', '.join(map(repr, unknown))}",
+                                 column=column, valid=", ".join(dict.fromkeys(table[column])))
+            table = table[table[column].isin(wanted)]
+            kept.append(f"{column} {'+'.join(wanted)}")
+        if not kept:
+            return self
+        what = "; ".join(kept)
+        return Study(table.reset_index(drop=True), f"{self.source} [{what}]",
+                     f"{self.data_hash}+select:{what}", self.provenance)
+
     def describe(self) -> str:
         """One line: where the table came from, its size and its data hash."""
         return (f"{self.source}: {len(self.table)} rows, {len(self.cells())} study x endpoint cells, "

@@ -39,8 +39,8 @@
 # look for rather than quoting numbers.
 #
 # Run it in an empty folder: it writes `my_study.csv`, `lab_b*.csv` and
-# `out/` into the working directory, and the first step refuses to replace
-# an existing `my_study.csv` (delete it to run the notebook again).
+# `out/` into the working directory (a second run keeps an existing
+# `my_study.csv`, and replaces the rest).
 
 # %%
 import pathlib
@@ -58,9 +58,13 @@ import bayes.synergy
 # `bayes.write_template(path)` writes the commented template to a new file
 # (from the shell: `bayes template my_study.csv`). It holds one example study
 # that is itself a valid table, so you can read it before changing anything.
+# The cell writes it only if the file is not there yet, so running the
+# notebook again keeps what you have filled in.
 
 # %%
-template = bayes.write_template("my_study.csv")
+template = pathlib.Path("my_study.csv")
+if not template.exists():
+    bayes.write_template(template)
 print(template.read_text())
 
 # %% [markdown]
@@ -108,9 +112,8 @@ print(template.read_text())
 bayes.read_study(template).table
 
 # %% [markdown]
-# An existing file is never overwritten (in the shell, `--force` replaces
-# it; in Python, `overwrite=True`), so running this notebook twice does not
-# destroy a template you have filled in. Every refusal is a
+# `write_template` itself never overwrites an existing file (in the shell,
+# `--force` replaces it; in Python, `overwrite=True`). Every refusal is a
 # `bayes.errors.InputError` with a one-line message:
 
 # %%
@@ -366,9 +369,15 @@ result.diagnostics
 # their agent names. From the shell: `bayes fit seed lab_b.csv --out
 # out/pooled` (several DATA arguments are pooled; `seed` names the built-in
 # study).
+#
+# Here we pool lab B with the built-in study's two in-vivo endpoints, tumour
+# volume and survival, the ones both labs report: `Study.select` keeps a
+# subset of endpoints (or studies), and its source and data hash say so.
+# Pooling all four endpoints works the same way; the larger model only takes
+# longer to compile.
 
 # %%
-seed_study = bayes.load_builtin()
+seed_study = bayes.load_builtin().select(endpoints=["tumor_volume", "survival"])
 pooled_study = bayes.combine_studies([seed_study, my_study])
 pooled_study.cells()
 
@@ -450,10 +459,10 @@ bayes.figures.forest(side_by_side[side_by_side["study"] == "imatinib_il2_lab_b"]
 # %% [markdown]
 # And the Bliss score of every endpoint of both studies in the pooled fit.
 # Look at whether the two labs agree on the endpoints they share. An
-# endpoint that disagrees with the rest (in the built-in study, IFN-gamma is
-# not more than Bliss-independent) keeps its own answer: the spread between
-# endpoints lets it, so pooling does not force every endpoint to be
-# synergistic.
+# endpoint that disagrees with the rest keeps its own answer: the spread
+# between endpoints lets it, so pooling does not force every endpoint to be
+# synergistic. (Pool the built-in study's IFN-gamma too, which is not more
+# than Bliss-independent there, to see that happen.)
 
 # %%
 bayes.figures.forest(pooled.synergy, references=("bliss",))

@@ -478,3 +478,17 @@ def test_combine_studies_pools_tables_and_refuses_label_clashes(tmp_path):
 def test_study_repr_is_one_line():
     study = load_builtin("seed")
     assert repr(study) == f"<Study built-in dataset 'seed': 16 rows, 4 study x endpoint cells, {study.data_hash[:19]}>"
+
+
+def test_select_keeps_some_endpoints_and_says_so():
+    seed = load_builtin("seed")
+    part = seed.select(endpoints=["tumor_volume", "survival"])
+    assert part.cells() == [("imatinib_il2_melanoma", "tumor_volume"), ("imatinib_il2_melanoma", "survival")]
+    assert len(part.table) == 8 and part.table.index.tolist() == list(range(8))
+    assert part.source.endswith("[endpoint tumor_volume+survival]") and part.data_hash != seed.data_hash
+    assert seed.select() is seed
+    assert seed.select(studies="imatinib_il2_melanoma", endpoints="nk_lysis").cells() == [
+        ("imatinib_il2_melanoma", "nk_lysis")]
+    with pytest.raises(InputError, match="no endpoint named 'tumour'") as err:
+        seed.select(endpoints=["tumour"])
+    assert "valid: tumor_volume, survival, nk_lysis, ifn_gamma" in str(err.value)
