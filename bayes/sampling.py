@@ -143,7 +143,8 @@ def sample_spec(spec: ModelSpec, priors: PriorSet, *, settings: SamplerSettings,
                              target_accept=settings.target_accept, progressbar=False,
                              compute_convergence_checks=False)
         tree = xr.DataTree.from_dict({g: tree[g].to_dataset() for g in ("posterior", "sample_stats")})
-    return _drop_object_stats(tree), free
+    off = spec.switched_off()    # prior-only draws: not diagnosed (the raw tree keeps them for compare)
+    return _drop_object_stats(tree), [name for name in free if name not in off]
 
 
 def _strip(ds: xr.Dataset, p: str, names: list[str]) -> xr.Dataset:
@@ -161,7 +162,8 @@ def split_cells(tree: xr.DataTree, spec: ModelSpec) -> tuple[list[xr.DataTree], 
     cells, used = [], set()
     for i, cell in enumerate(spec.cells):
         p = prefix(i)
-        names = [v for v in post.data_vars if str(v).startswith(p)]
+        off = set(spec.switched_off())
+        names = [v for v in post.data_vars if str(v).startswith(p) and v not in off]
         used.update(names)
         part = _strip(post, p, names)
         j = spec.group_of(cell)
@@ -176,7 +178,7 @@ def split_cells(tree: xr.DataTree, spec: ModelSpec) -> tuple[list[xr.DataTree], 
         out.attrs.update({"study": cell.study, "endpoint": cell.endpoint, "kind": cell.kind,
                           "better": cell.better, "cohort": cell.cohort, "n": group.note})
         cells.append(out)
-    rest = [v for v in post.data_vars if v not in used]
+    rest = [v for v in post.data_vars if v not in used and v not in set(spec.switched_off())]
     model_tree = xr.DataTree.from_dict({"posterior": post[rest], "sample_stats": stats})
     return cells, model_tree
 

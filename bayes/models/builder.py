@@ -36,6 +36,7 @@ from bayes.nprior import CohortN
 from bayes.priors import Prior, PriorSet
 
 MODEL_NAMES = ("factorial", "additive", "joint", "link")
+INTERACTION_SWITCH = "interaction_on"   # pm.Data: 1 in the factorial model, 0 in the additive one
 
 
 def prefix(i: int) -> str:
@@ -88,7 +89,17 @@ class ModelSpec:
                 out[prefix(i) + name] = value
         for j, group in enumerate(self.groups):
             out[f"n_log_weight_{j}"] = group.log_weight
+        if self.family in ("factorial", "additive"):
+            for i, cell in enumerate(self.cells):
+                if cell.design.combos:
+                    out[prefix(i) + INTERACTION_SWITCH] = np.asarray(float(self.family == "factorial"))
         return out
+
+    def switched_off(self) -> list[str]:
+        """Variables sampled only from their prior (the additive model's interactions)."""
+        if self.family != "additive":
+            return []
+        return [prefix(i) + "interaction" for i, cell in enumerate(self.cells) if cell.design.combos]
 
     def coords(self) -> dict[str, list]:
         """Coordinate labels of every dim the model defines (joint-model units are added there)."""
@@ -123,7 +134,8 @@ class ModelSpec:
         """Equal structures give the same model up to data values and labels, so they
         can share one compiled model.  For the joint model that includes which cells
         share pooling units and groups, and each endpoint's benefit direction."""
-        base = (self.family, tuple(c.structure for c in self.cells),
+        family = "factorial" if self.family == "additive" else self.family   # same graph, see _independent_effects
+        base = (family, tuple(c.structure for c in self.cells),
                 tuple(len(g.grid) for g in self.groups),
                 tuple(self.group_of(c) for c in self.cells))
         if self.family != "joint":
@@ -159,14 +171,26 @@ def _cell_likelihood(i: int, cell: Cell, eta, data: dict, priors: PriorSet):
     return lik.summary_loglik(obs_mean, obs_var, mean, var, n), mean
 
 
-def _independent_effects(i: int, cell: Cell, priors: PriorSet, interaction: bool):
+def _independent_effects(i: int, cell: Cell, priors: PriorSet, data: dict | None = None):
+    """Baseline + agent effects + (switched) interaction of one factorial/additive cell.
+
+    The additive model is the factorial graph with the interaction switched
+    off by data (``c<i>_interaction_on`` = 0): the interaction is then drawn
+    from its prior alone and touches nothing else, so the posterior of every
+    other parameter is the additive model's, and one compiled model serves
+    both families.  Additive fits drop those prior draws from their output.
+    ``data=None`` (the link model's other cells): the interaction always on.
+    """
     p, d = prefix(i), cell.design
     baseline = priors[prior_key("baseline", cell.link)].create_variable(p + "baseline")
     agent = priors[prior_key("agent_effect", cell.link)].create_variable(p + "agent_effect", dims=p + "agent")
     eta = baseline + pt.dot(d.agent_matrix, agent)
-    if interaction and d.combos:
+    if d.combos:
         gamma = interaction_prior(priors, cell).create_variable(p + "interaction", dims=p + "combo")
-        eta = eta + pt.dot(d.interaction_matrix, gamma)
+        effect = pt.dot(d.interaction_matrix, gamma)
+        if data is not None:
+            effect = pm.Data(p + INTERACTION_SWITCH, data[p + INTERACTION_SWITCH]) * effect
+        eta = eta + effect
     return eta
 
 
@@ -190,8 +214,7 @@ def build_model(spec: ModelSpec, priors: PriorSet, *, pointwise: bool = False) -
 
             etas = link_effects(spec, priors)
         else:
-            etas = [_independent_effects(i, c, priors, spec.family == "factorial")
-                    for i, c in enumerate(spec.cells)]
+            etas = [_independent_effects(i, c, priors, data) for i, c in enumerate(spec.cells)]
         per_group = [[] for _ in spec.groups]
         for i, (cell, eta) in enumerate(zip(spec.cells, etas)):
             loglik, arm_mean = _cell_likelihood(i, cell, eta, data, priors)

@@ -241,7 +241,7 @@ def link_effects(spec: ModelSpec, priors: PriorSet) -> list:
     pm.Deterministic("total_interaction", direct + nk, dims=("outcome", "latent_combo"))
 
     for i in lay.other:
-        etas[i] = _independent_effects(i, cells[i], priors, True)
+        etas[i] = _independent_effects(i, cells[i], priors)
     return etas
 
 

@@ -40,7 +40,11 @@ N = 10
 LOADING_IFN = 1.2
 
 
-def _table(alpha: dict, alpha_ab: float, beta: dict, gamma_direct: float, theta: float, seed: int):
+def _table(**truth):
+    return bayes.study_from_frame(_frame(**truth))
+
+
+def _frame(alpha: dict, alpha_ab: float, beta: dict, gamma_direct: float, theta: float, seed: int):
     rng = np.random.default_rng(seed)
     lysis = endpoint_truth("nk_lysis", "percent", "higher", baseline=-1.7, effects=dict(alpha),
                            interaction=alpha_ab, dispersion=30.0, cohort="splenocytes", unit="% lysis")
@@ -51,8 +55,7 @@ def _table(alpha: dict, alpha_ab: float, beta: dict, gamma_direct: float, theta:
                             effects={k: beta[k] + theta * alpha[k] for k in alpha},
                             interaction=gamma_direct + theta * alpha_ab, dispersion=0.2, cohort="in_vivo",
                             unit="mm3")
-    frame = simulate_study([tumour, lysis, ifn], N, rng, study="sim", digits=PAPER_DIGITS)
-    return bayes.study_from_frame(frame)
+    return simulate_study([tumour, lysis, ifn], N, rng, study="sim", digits=PAPER_DIGITS)
 
 
 CARRIED = dict(alpha={"A": 0.3, "B": 0.8}, alpha_ab=2.0, beta={"A": -0.1, "B": -0.1}, gamma_direct=0.0,
@@ -100,7 +103,10 @@ def test_carried_fraction_and_bayes_factor_discriminate(fits):
     assert _value(carried, "link (sign-aligned)", "p_benefit") > 0.9
 
 
+@pytest.mark.slow
 def test_seed_runs_end_to_end(settings, cache, tmp_path):
+    """Slow tier: the default tier runs the seed's link model end to end in
+    notebooks/02_nk_link (and the link CLI on a simulated table below)."""
     result = fit_link(bayes.load_builtin(), settings=settings, cache=cache)
     table = result.table
     assert set(table["endpoint"]) >= {"tumor_volume", "survival", "nk_lysis"}
@@ -119,16 +125,20 @@ def test_seed_runs_end_to_end(settings, cache, tmp_path):
 def test_link_command_writes_beside_synergy_and_refuses_to_overwrite(tmp_path, capsys):
     from bayes import cli
 
-    out = tmp_path / "seed"
+    # the simulated 'carried' table: the same model structure as the fits above, so no new compilation
+    data = tmp_path / "carried.csv"
+    _frame(**CARRIED, seed=11).to_csv(data, index=False)
+    out = tmp_path / "sim"
     out.mkdir()
     (out / "synergy.csv").write_text("kept\n")        # a fit's output already there
-    assert cli.main(["link", "--out", str(out), "--draws", "1000", "--tune", "1000", "--seed", "7"]) in (0, 3)
+    assert cli.main(["link", str(data), "--out", str(out), "--draws", "1000", "--tune", "1000",
+                     "--seed", "7"]) in (0, 3)
     printed = capsys.readouterr().out
     assert "carried fraction" in printed and "ecological" in printed and "BF10" in printed
     table = pd.read_csv(out / "link.csv")
     assert {"link (sign-aligned)", "carried fraction"} <= set(table["quantity"])
     assert (out / "synergy.csv").read_text() == "kept\n"
     before = (out / "link.csv").read_bytes()
-    assert cli.main(["link", "--out", str(out)]) == 2
+    assert cli.main(["link", str(data), "--out", str(out)]) == 2
     assert "already holds link results" in capsys.readouterr().err
     assert (out / "link.csv").read_bytes() == before

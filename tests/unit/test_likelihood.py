@@ -188,9 +188,14 @@ def test_every_seed_model_has_finite_logp_and_gradient(models, family):
         assert {p.name for p in model.potentials} == {f"loglik_{j}" for j in range(len(spec.groups))}
         names = set(model.named_vars)
         if family == "additive":
-            assert "c0_interaction" not in names
-            assert {v.name for v in model.free_RVs} <= {"c0_baseline", "c0_agent_effect", "c0_sd_log",
-                                                         "c0_precision"}
+            # the factorial graph with the interaction switched off: the likelihood ignores it
+            assert spec.switched_off() == ["c0_interaction"] and float(model["c0_interaction_on"].get_value()) == 0
+            loglik = model.compile_fn(model.logp(vars=model.potentials), inputs=model.value_vars,
+                                      on_unused_input="ignore")
+            moved = {**ip, "c0_interaction": ip["c0_interaction"] + 2.0}
+            assert np.isfinite(loglik(ip)) and loglik(moved) == loglik(ip)
+            assert {v.name for v in model.free_RVs} - {"c0_interaction"} <= {
+                "c0_baseline", "c0_agent_effect", "c0_sd_log", "c0_precision"}
         elif family == "factorial":
             assert "c0_interaction" in names and model["c0_interaction"] in model.free_RVs
         elif family == "joint":
