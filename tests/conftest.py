@@ -1,8 +1,8 @@
 """Test tiers: unit (no sampling), integration (tiny seeded fits, on by
 default) and slow (opt in with --run-slow); notebooks (tests/notebooks) run
-by default, executed in a background process that starts at collection so
+by default, executed in background processes that start at collection so
 they overlap the rest of the suite (each notebook is mostly single-threaded
-model compilation, leaving the second core idle)."""
+model compilation, which leaves the second core idle)."""
 
 from __future__ import annotations
 
@@ -53,41 +53,54 @@ NBRUN = Path(__file__).resolve().parent / "notebooks" / "nbrun.py"
 NOTEBOOK_TIMEOUT = 1800   # seconds for all notebooks together
 
 
-class NotebookRunner:
-    """``nbrun.py run`` in the background (niced), one result file per notebook."""
+NOTEBOOK_JOBS = 2         # runner processes; each notebook is mostly single-threaded compilation
 
-    def __init__(self, out_dir: Path, process: subprocess.Popen | None):
-        self.out_dir, self.process = out_dir, process
+
+class NotebookRunner:
+    """``nbrun.py run`` in the background (niced), one result file per notebook.
+
+    The notebooks are split over ``NOTEBOOK_JOBS`` runner processes, so that
+    with the main test process up to three single-threaded compilations
+    keep both cores busy.
+    """
+
+    def __init__(self, out_dir: Path, processes: dict[str, subprocess.Popen]):
+        self.out_dir, self.processes = out_dir, processes
 
     @classmethod
     def start(cls, names: list[str]) -> "NotebookRunner":
         out_dir = Path(tempfile.mkdtemp(prefix="bayes-notebooks-"))
-        log = open(out_dir / "nbrun.log", "wb")
-        process = subprocess.Popen([sys.executable, str(NBRUN), "run", str(out_dir), *names],
-                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                   env={**os.environ, "NBRUN_NICE": "10"})
-        log.close()
-        return cls(out_dir, process)
+        processes = {}
+        for job in range(min(NOTEBOOK_JOBS, len(names))):
+            mine = names[job::NOTEBOOK_JOBS]
+            with open(out_dir / f"nbrun-{job}.log", "wb") as log:
+                process = subprocess.Popen([sys.executable, str(NBRUN), "run", str(out_dir), *mine],
+                                           stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                           env={**os.environ, "NBRUN_NICE": "10"})
+            processes.update({name: process for name in mine})
+        return cls(out_dir, processes)
 
     def __call__(self, name: str) -> dict:
         result = self.out_dir / f"{name}.json"
-        if self.process is None:             # not started at collection (xdist worker): run it now
+        process = self.processes.get(name)
+        if process is None:             # not started at collection (xdist worker): run it now
             subprocess.run([sys.executable, str(NBRUN), "run", str(self.out_dir), name], check=False,
                            timeout=NOTEBOOK_TIMEOUT)
         deadline = time.monotonic() + NOTEBOOK_TIMEOUT
         while not result.exists():
-            if self.process is not None and self.process.poll() is not None and not result.exists():
-                log = (self.out_dir / "nbrun.log").read_text(errors="replace")[-3000:]
-                pytest.fail(f"the notebook runner stopped before {name} finished:\n{log}")
+            if process is not None and process.poll() is not None and not result.exists():
+                logs = "".join(p.read_text(errors="replace") for p in sorted(self.out_dir.glob("nbrun-*.log")))
+                pytest.fail(f"the notebook runner stopped before {name} finished:\n{logs[-3000:]}")
             if time.monotonic() > deadline:
                 pytest.fail(f"{name} did not finish within {NOTEBOOK_TIMEOUT} s")
             time.sleep(0.5)
         return json.loads(result.read_text())
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=30)
+        for process in set(self.processes.values()):
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                process.wait(timeout=30)
 
 
 NOTEBOOK_RUNNER = pytest.StashKey[NotebookRunner]()
@@ -98,7 +111,7 @@ def notebook_runs(request) -> NotebookRunner:
     """Waits for one notebook's background run; executes it here if none was started."""
     runner = request.config.stash.get(NOTEBOOK_RUNNER, None)
     if runner is None:
-        runner = NotebookRunner(Path(tempfile.mkdtemp(prefix="bayes-notebooks-")), None)
+        runner = NotebookRunner(Path(tempfile.mkdtemp(prefix="bayes-notebooks-")), {})
     return runner
 
 
