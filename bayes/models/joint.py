@@ -29,7 +29,7 @@ import pytensor.tensor as pt
 
 from bayes.errors import InputError
 from bayes.models.builder import ModelSpec, prefix, prior_key
-from bayes.priors import PriorSet
+from bayes.priors import PRIOR_DATA_SUFFIX, PriorSet
 
 
 def _normal_params(priors: PriorSet, key: str) -> tuple[float, float]:
@@ -97,7 +97,12 @@ def joint_effects(spec: ModelSpec, priors: PriorSet) -> list:
     signs = {c.endpoint: c.sign for c in spec.cells}
 
     mus, sigmas = zip(*(_normal_params(priors, prior_key("agent_effect", links[e])) for e, _ in agent_units))
-    agent_mean = pm.Normal("agent_effect_mean", mu=np.array(mus), sigma=np.array(sigmas), dims="agent_unit")
+    # prior numbers enter as data (see bayes.priors.Prior.create_variable): one compiled
+    # model serves every prior set with the same distributions
+    agent_mean = pm.Normal("agent_effect_mean",
+                           mu=pm.Data("agent_effect_mean_mu" + PRIOR_DATA_SUFFIX, np.array(mus)),
+                           sigma=pm.Data("agent_effect_mean_sigma" + PRIOR_DATA_SUFFIX, np.array(sigmas)),
+                           dims="agent_unit")
     agent_dev = _study_deviation("effect", agent_units, agent_studies, spec, priors)
 
     delta = None
@@ -115,7 +120,8 @@ def joint_effects(spec: ModelSpec, priors: PriorSet) -> list:
         agent = pm.Deterministic(p + "agent_effect", pt.stack(effects), dims=p + "agent")
         eta = baseline + pt.dot(d.agent_matrix, agent)
         if d.combos:
-            _, sigma = _normal_params(priors, prior_key("interaction", cell.link))
+            _, sigma_value = _normal_params(priors, prior_key("interaction", cell.link))
+            sigma = pm.Data(p + "interaction_sigma" + PRIOR_DATA_SUFFIX, np.asarray(sigma_value))
             gammas = [-signs[cell.endpoint] * sigma * _study_value(cell, key, syn_units, delta, syn_dev)
                       for key in d.combo_keys]
             gamma = pm.Deterministic(p + "interaction", pt.stack(gammas), dims=p + "combo")

@@ -207,14 +207,20 @@ def test_prior_parameters_are_data_so_one_graph_serves_every_prior_set():
     from bayes.models.builder import build_model
     from bayes.priors import PRIOR_DATA_SUFFIX, prior_values
 
-    spec, = model_specs(load_builtin("seed"), "joint", as_nprior(None))
-    default, other = load_prior_set("default"), load_prior_set("optimistic")
-    assert default.shape_hash == other.shape_hash and default.hash != other.hash
-    model, target = build_model(spec, default), build_model(spec, other)
-    values = prior_values(target)
-    assert values and all(name.endswith(PRIOR_DATA_SUFFIX) for name in values)
-    assert any(not np.array_equal(v, prior_values(model)[k]) for k, v in values.items())
-    point = model.initial_point()
-    with model:
-        pm.set_data(values)
-    assert model.compile_logp()(point) == pytest.approx(target.compile_logp()(point), rel=1e-12)
+    study = load_builtin("seed")
+    default = load_prior_set("default")
+    for family in ("joint", "factorial", "link"):
+        spec = model_specs(study, family, as_nprior(None))[0]
+        for name in ("sceptical", "optimistic"):
+            other = load_prior_set(name)
+            assert default.shape_hash == other.shape_hash and default.hash != other.hash
+            model, target = build_model(spec, default), build_model(spec, other)
+            values = prior_values(target)
+            assert values and all(key.endswith(PRIOR_DATA_SUFFIX) for key in values)
+            assert any(not np.array_equal(v, prior_values(model)[k]) for k, v in values.items())
+            point = {k: v + 0.3 for k, v in model.initial_point().items()}   # away from 0, where scales act
+            assert model.compile_logp()(point) != pytest.approx(target.compile_logp()(point)), (family, name)
+            with model:
+                pm.set_data(values)
+            assert model.compile_logp()(point) == pytest.approx(target.compile_logp()(point), rel=1e-12), \
+                (family, name)
