@@ -162,6 +162,36 @@ def build_parser() -> argparse.ArgumentParser:
                         help="assumed n per arm for the n-sensitivity table (default: 3,5,8,10,15,20)")
     report.add_argument("--quiet", action="store_true", help="no progress lines")
 
+    # --- bayes validate (simulation-based calibration; bayes.validate) ---
+    from bayes import validate as _validate
+
+    val = sub.add_parser("validate", help="simulation-based calibration of a model family: rank uniformity "
+                                          "and interval coverage over simulated tables (n not reported)")
+    val.add_argument("--model", choices=_validate.FAMILIES, required=True,
+                     help="model family to calibrate (factorial needs --kind)")
+    val.add_argument("--kind", choices=_validate.KINDS, default=None,
+                     help="endpoint kind for the factorial family: positive, percent or rate")
+    val.add_argument("--sims", type=_positive_int, default=_validate.DEFAULT_SIMS,
+                     help="number of simulations (default: %(default)s)")
+    val.add_argument("--seed", type=int, default=config.DEFAULT_SEED)
+    val.add_argument("--out", required=True, help="output folder; an interrupted run resumes there")
+    val.add_argument("--draws", type=_positive_int, default=_validate.DEFAULT_DRAWS,
+                     help="posterior draws per chain per fit (default: %(default)s)")
+    val.add_argument("--tune", type=_positive_int, default=_validate.DEFAULT_TUNE)
+    val.add_argument("--chains", type=_positive_int, default=_validate.DEFAULT_CHAINS)
+    val.add_argument("--thin", type=_positive_int, default=_validate.DEFAULT_THIN,
+                     help="thinned draws each rank is taken among (ranks 0..THIN; default: %(default)s)")
+    val.add_argument("--scheduler", default=None, metavar="ADDR|sync",
+                     help="Dask scheduler address (tcp://...), or 'sync' to run in this process "
+                          "(default: local worker processes)")
+    val.add_argument("--workers", type=_positive_int, default=None,
+                     help="local worker processes (default: bayes.batch decides)")
+    val.add_argument("--report-n", action="store_true",
+                     help="control run: print the true n in every simulated table (default: n unreported, summed out)")
+    val.add_argument("--force", action="store_true", help="replace SBC results already in --out")
+    val.add_argument("--quiet", action="store_true", help="no progress lines")
+    # --- end bayes validate ---
+
     from bayes import bench, elicit
 
     elicit.add_parser(sub)
@@ -287,8 +317,40 @@ def cmd_template(args) -> int:
     return EXIT_OK
 
 
+# --- bayes validate ---------------------------------------------------------------------------
+
+def cmd_validate(args) -> int:
+    """Run (or resume) an SBC study and print its verdicts; exit 3 when rank uniformity fails or a
+    simulation failed (the summary is written either way)."""
+    from bayes import validate
+
+    tag = validate.family_tag(args.model, args.kind)
+    out = Path(args.out)
+    if not args.force and (out / "summary.json").exists():
+        raise BayesError(f"{out} already holds an SBC summary; pass --force to replace it, or choose another --out")
+    start = time.perf_counter()
+    say = None if args.quiet else (lambda line: print(f"[{time.perf_counter() - start:6.1f}s] {line}",
+                                                      file=sys.stderr, flush=True))
+    if say:
+        say(f"SBC {tag}: {args.sims} simulations, {args.chains} chains x {args.draws} draws "
+            f"(tune {args.tune}), ranks among {args.thin} thinned draws, seed {args.seed}")
+    summary = validate.run_sbc(args.model, args.kind, sims=args.sims, seed=args.seed, out_dir=out,
+                               draws=args.draws, tune=args.tune, chains=args.chains, thin_to=args.thin,
+                               scheduler=args.scheduler, workers=args.workers, progress=say,
+                               overwrite=args.force, report_n=args.report_n)
+    print(validate.format_summary(summary))
+    print(f"\nWrote {', '.join(validate.SUMMARY_FILES)} and sims/ to {out}/")
+    if summary["failed"]:
+        print(f"bayes: {len(summary['failed'])} simulation(s) failed (tracebacks in {out / 'sims'}/<key>.error.json); "
+              "the summary leaves them out; rerun the same command to retry them", file=sys.stderr)
+    return EXIT_OK if summary["verdict"]["uniformity_pass"] and not summary["failed"] else EXIT_DIAGNOSTICS
+
+
+# --- end bayes validate -----------------------------------------------------------------------
+
+
 COMMANDS = {"template": cmd_template, "fit": cmd_fit, "summary": cmd_summary, "check": cmd_check, "link": cmd_link,
-            "report": cmd_report, "elicit": cmd_elicit, "bench": cmd_bench}
+            "report": cmd_report, "elicit": cmd_elicit, "bench": cmd_bench, "validate": cmd_validate}
 
 
 def main(argv: list[str] | None = None) -> int:
