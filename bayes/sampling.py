@@ -5,7 +5,10 @@ nutpie is the default sampler.  A model is compiled once per *structure*
 every cell with the same structure by swapping its ``pm.Data`` values
 (``CompiledModel.with_data``): the data, and the prior parameters, which are
 data too (:meth:`bayes.priors.Prior.create_variable`).  Fitting many tables,
-or one table under several prior sets, costs one compilation.  PyMC's own NUTS is the
+or one table under several prior sets, costs one compilation, and
+:mod:`bayes.compiled` caches that compilation on disk, so a new process (a
+notebook kernel, a batch worker, the next command) loads it in a second or
+two instead of compiling again.  PyMC's own NUTS is the
 fallback (``sampler="pymc"``); it recompiles per fit and is slower.
 
 Every fit gets a seed derived from the run's master seed and the cell's key,
@@ -79,10 +82,10 @@ class ModelCache:
 
     def compiled(self, key: tuple, build) -> tuple[object, list[str]]:
         if key not in self._compiled:
-            import nutpie
+            from bayes.compiled import compile_model
 
             model = build()
-            self._compiled[key] = (nutpie.compile_pymc_model(model), [rv.name for rv in model.free_RVs])
+            self._compiled[key] = (compile_model(model), [rv.name for rv in model.free_RVs])
             self.compilations += 1
         return self._compiled[key]
 

@@ -1,0 +1,172 @@
+"""Compile a PyMC model for nutpie so that a new process need not recompile it.
+
+``nutpie.compile_pymc_model`` compiles two numba C callbacks around the
+model's PyTensor functions (the log density with its gradient, and the
+"expand" function that computes the stored variables).  PyTensor caches its
+own numba functions on disk, keyed by the graph, but nutpie's callbacks close
+over the data arrays and random per-process keys, so numba cannot cache them
+and every process compiles them again: 10-60 s per model structure, most of
+a cold ``bayes`` command.
+
+:func:`compile_model` builds the same :class:`nutpie.compile_pymc.CompiledPyMCModel`
+with callbacks that numba *can* cache: their source is generated with the
+data layout spelled out (deterministic keys, one line per ``pm.Data``
+variable), they hold no data arrays, and they are registered with PyTensor's
+numba cache under a key made of the inner functions' own cache keys and that
+layout.  The second process that compiles the same structure loads both
+callbacks from the cache in a fraction of a second.  Data are still swapped
+with ``CompiledPyMCModel.with_data``, exactly as before.
+
+The callbacks follow nutpie's C interface (the return codes and the
+``user_data`` record), which is private to nutpie: ``NUTPIE_COMPAT`` names the
+versions this was checked against, and :func:`compile_model` falls back to
+``nutpie.compile_pymc_model`` (correct, just not cached) if nutpie's internals
+are not what this module expects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+NUTPIE_COMPAT = "0.16"
+WRAPPER_VERSION = "1"     # bump when the generated source changes
+
+
+def _extraction_lines(keys: list[str], shared_data: dict[str, np.ndarray]) -> tuple[list[str], list[str]]:
+    """Source lines that view each shared array in ``user_data``, and their names."""
+    lines, names = [], []
+    for i, key in enumerate(keys):
+        arr = shared_data[key]
+        name = f"s{i}"
+        lines.append(f"{name} = carray(as_ptr(ud['data']['{key}'][()]), int(ud['size']['{key}'][()]), "
+                     f"DT_{key})")
+        shape = ", ".join(f"int(ud['shape']['{key}'][{d}])" for d in range(arr.ndim))
+        lines.append(f"{name} = {name}.reshape(({shape}{',' if arr.ndim == 1 else ''}))")
+        names.append(name)
+    return lines, names
+
+
+def _sources(kind: str, n_dim: int, n_expanded: int, keys: list[str],
+             shared_data: dict[str, np.ndarray]) -> tuple[str, str]:
+    """Source of the function that unpacks ``user_data`` and calls the inner
+    PyTensor function, and of the C callback around it.
+
+    They are two functions because numba cannot type a call with more than 30
+    arguments (CPython builds those through a list) inside a ``try`` block.
+    """
+    extract, names = _extraction_lines(keys, shared_data)
+    call = [f"def {kind}_call(x, user_data_):", "    ud = carray(user_data_, (), RECORD)['shared']",
+            *("    " + line for line in extract), f"    return INNER({', '.join(['x', *names])})"]
+    if kind == "logp":
+        head = "def logp_callback(dim, x_, out_, logp_, user_data_):"
+        checks = [f"if dim != {n_dim}:", "    return -1"]
+        body = [f"x = carray(x_, ({n_dim},))", f"out = carray(out_, ({n_dim},))", "logp = carray(logp_, ())",
+                "logp_val, grad = CALL(x, user_data_)", "logp[()] = logp_val", "out[...] = grad",
+                "if not np.all(np.isfinite(out)):", "    return 3",
+                "if not np.isfinite(logp_val):", "    return 4"]
+        error = 1
+    else:
+        head = "def expand_callback(dim, expanded, x_, out_, user_data_):"
+        checks = [f"if dim != {n_dim}:", "    return -1", f"if expanded != {n_expanded}:", "    return -1"]
+        body = [f"x = carray(x_, ({n_dim},))", f"out = carray(out_, ({n_expanded},))",
+                "(values,) = CALL(x, user_data_)", "out[...] = values"]
+        error = -2
+    callback = [head, *("    " + c for c in checks), "    try:", *("        " + b for b in body),
+                "    except Exception:  # noqa: BLE001", f"        return {error}", "    return 0"]
+    return "\n".join(call) + "\n", "\n".join(callback) + "\n"
+
+
+def _callback(kind, sources, inner_fn, record_dtype, shared_data, signature, cache_key):
+    import numba
+    from nutpie.compile_pymc import address_as_void_pointer
+    from pytensor.link.numba.cache import compile_numba_function_src
+
+    call_src, callback_src = sources
+    env = {"__name__": __name__, "np": np, "carray": numba.carray, "as_ptr": address_as_void_pointer,
+           "INNER": inner_fn, "RECORD": record_dtype,
+           **{f"DT_{key}": arr.dtype.type for key, arr in shared_data.items()}}
+    cache = cache_key is not None
+    call = compile_numba_function_src(call_src, f"{kind}_call", env,
+                                      cache_key=f"{cache_key}-call" if cache else None)
+    env["CALL"] = numba.njit(cache=cache, no_cpython_wrapper=True, no_cfunc_wrapper=True)(call)
+    fn = compile_numba_function_src(callback_src, f"{kind}_callback", env, cache_key=cache_key)
+    return numba.cfunc(signature, cache=cache)(fn)
+
+
+def _cache_key(*parts) -> str:
+    return hashlib.sha256(repr(parts).encode()).hexdigest()
+
+
+def loaded_from_cache(compiled) -> bool:
+    """Whether both callbacks of a :func:`compile_model` result came from the disk cache."""
+    return all(getattr(f, "_cache_hits", 0) > 0
+               for f in (compiled.compiled_logp_func, compiled.compiled_expand_func))
+
+
+def compile_model(model):
+    """A nutpie ``CompiledPyMCModel`` for ``model`` whose callbacks are cached on disk.
+
+    Same result and same ``with_data`` behaviour as ``nutpie.compile_pymc_model(model)``.
+    """
+    try:
+        return _compile_cached(model)
+    except (ImportError, AttributeError, TypeError) as exc:   # nutpie's internals moved
+        import nutpie
+
+        log.warning("cached compilation unavailable (%s); using nutpie.compile_pymc_model", exc)
+        return nutpie.compile_pymc_model(model)
+
+
+def _compile_cached(model):
+    import numba
+    from nutpie import compile_pymc as ncp
+    from pymc.initial_point import make_initial_point_fn
+    from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS
+
+    initial_point_fn = ncp._wrap_with_lock(make_initial_point_fn(
+        model=model, default_strategy="support_point", jitter_rvs=set(model.free_RVs),
+        return_transformed=True))
+    (n_dim, n_expanded, logp_pt, expand_pt, flat_initial_point, shape_info,
+     reparameterized) = ncp._make_functions(model, mode="NUMBA", compute_grad=True, join_expanded=True,
+                                            pymc_initial_point_fn=initial_point_fn)
+    logp_fn, expand_fn = logp_pt.vm.jit_fn, expand_pt.vm.jit_fn
+
+    shared_data, shared_keys = {}, {}
+    for var in [*logp_pt.get_shared(), *expand_pt.get_shared()]:
+        if var not in shared_keys:
+            key = f"d{len(shared_keys)}"        # deterministic, unlike nutpie's uuid4 keys
+            shared_keys[var] = key
+            shared_data[key] = np.array(var.get_value(), order="C", copy=True)
+            shared_data[key].flags.writeable = False
+    user_data = ncp.make_user_data(shared_keys, shared_data)
+    logp_keys = [shared_keys[v] for v in logp_pt.get_shared()]
+    expand_keys = [shared_keys[v] for v in expand_pt.get_shared()]
+
+    inner_keys = (CACHED_SRC_FUNCTIONS.get(logp_fn.py_func), CACHED_SRC_FUNCTIONS.get(expand_fn.py_func))
+    layout = [(k, a.dtype.str, a.ndim) for k, a in shared_data.items()]
+    cacheable = None not in inner_keys
+    f64 = numba.types.CPointer(numba.types.double)
+    signatures = {
+        "logp": numba.types.int64(numba.types.uint64, f64, f64, f64, numba.types.voidptr),
+        "expand": numba.types.int64(numba.types.uint64, numba.types.uint64, f64, f64, numba.types.voidptr),
+    }
+    callbacks = {}
+    for kind, inner in (("logp", logp_fn), ("expand", expand_fn)):
+        keys = logp_keys if kind == "logp" else expand_keys
+        sources = _sources(kind, n_dim, n_expanded, keys, shared_data)
+        key = _cache_key(WRAPPER_VERSION, inner_keys, layout, str(user_data.dtype), sources) if cacheable else None
+        callbacks[kind] = _callback(kind, sources, inner, user_data.dtype, shared_data, signatures[kind], key)
+
+    dims, coords = ncp._prepare_dims_and_coords(model, shape_info, reparameterized)
+    return ncp.CompiledPyMCModel(
+        _n_dim=n_dim, dims=dims, _coords=coords,
+        _shapes={name: tuple(shape) for name, _, shape in zip(*shape_info)},
+        compiled_logp_func=callbacks["logp"], compiled_expand_func=callbacks["expand"],
+        initial_point_func=flat_initial_point, shared_data=shared_data, shared_var_keys=shared_keys,
+        user_data=user_data, n_expanded=n_expanded, shape_info=shape_info,
+        logp_func=logp_pt, expand_func=expand_pt, reparameterized_names=reparameterized)
