@@ -21,6 +21,17 @@ so each fit yields ``chains x draws`` posterior samples whichever path made it:
   fitted (model, cells, n treatment, target_accept, compilations) is read
   back from the run.json it wrote.  It is a different, larger model than the
   one the plain/ours rows time, so it is reported beside them, not in a ratio.
+* **report** -- the wall time of the main report command, ``bayes report``
+  on the built-in study with default settings, in a fresh subprocess, twice:
+  first with an *empty* compile cache (a temporary PyTensor compile
+  directory: what the first run on a new machine costs), then again with the
+  cache that first run filled (what every later run costs; see
+  :mod:`bayes.compiled`).  Each step's seconds are read back from its
+  run.json.
+
+The targets of issue 7 are printed with the verdict the measured numbers
+give: a warm refit under 0.5 s, at least 10x the throughput of plain
+``pm.sample()``, and the report under 90 s.
 
 Why: the package's design claim is that compiling once per model structure
 and swapping data makes refits (many cells, simulation studies, sensitivity
@@ -113,6 +124,36 @@ class CliTiming:
     model: str | None = None
     n_prior: str | None = None
     target_accept: float | None = None
+
+
+@dataclass
+class ReportTiming:
+    """Wall time of ``bayes report`` in a fresh process; ``cache`` is "empty" or "warm"."""
+
+    cache: str
+    seconds: float
+    returncode: int
+    command: list[str]
+    steps: dict[str, float] = field(default_factory=dict)
+    quick: bool = False
+
+
+TARGETS = {"refit_seconds": 0.5, "throughput_ratio": 10.0, "report_seconds": 90.0}
+
+
+def target_verdicts(ours: Timing, ratio: dict[str, float], reports: list[ReportTiming]) -> list[dict]:
+    """Each target of issue 7 with the measured value and whether it is met."""
+    rows = [{"target": f"warm refit under {TARGETS['refit_seconds']:g} s", "value": ours.per_fit,
+             "unit": "s", "met": ours.per_fit < TARGETS["refit_seconds"]},
+            {"target": f"throughput at least {TARGETS['throughput_ratio']:g}x plain pm.sample()",
+             "value": ratio["throughput"], "unit": "x", "met": ratio["throughput"] >= TARGETS["throughput_ratio"]}]
+    for r in reports:
+        if r.quick:       # reduced draws: not the target's measurement
+            continue
+        rows.append({"target": f"bayes report under {TARGETS['report_seconds']:g} s ({r.cache} compile cache)",
+                     "value": r.seconds, "unit": "s",
+                     "met": r.returncode in (0, 3) and r.seconds < TARGETS["report_seconds"]})
+    return rows
 
 
 def ratios(plain: Timing, ours: Timing) -> dict[str, float]:
@@ -278,6 +319,39 @@ def measure_cli(*, draws: int = config.DEFAULT_DRAWS, tune: int = config.DEFAULT
     return CliTiming(seconds, proc.returncode, command, **facts)
 
 
+def report_command(out_dir: str, *, cores: int, seed: int) -> list[str]:
+    """The main report command with its defaults; only output, cores and seed pinned."""
+    return [sys.executable, "-m", "bayes.cli", "report", "--out", out_dir, "--force", "--quiet",
+            "--cores", str(cores), "--seed", str(seed)]
+
+
+def measure_reports(*, cores: int | None = None, seed: int = config.DEFAULT_SEED, quick: bool = False,
+                    timeout: float = 3600) -> list[ReportTiming]:
+    """``bayes report`` twice in fresh processes sharing a new, empty PyTensor compile
+    directory: the first run compiles everything, the second loads it from disk.
+    ``quick`` runs them with ``BAYES_QUICK=1`` (a smoke run: not a measurement of the target)."""
+    out = []
+    with tempfile.TemporaryDirectory(prefix="bayes-bench-report-") as tmp:
+        flags = ",".join(f for f in (os.environ.get("PYTENSOR_FLAGS", ""), f"base_compiledir={tmp}/compiledir")
+                         if f)
+        env = {**os.environ, "PYTENSOR_FLAGS": flags, "BAYES_QUICK": "1" if quick else "0"}
+        for cache in ("empty", "warm"):
+            folder = os.path.join(tmp, f"report-{cache}")
+            command = report_command(folder, cores=_cores(cores), seed=seed)
+            start = time.perf_counter()
+            proc = subprocess.run(command, cwd=tmp, env=env, capture_output=True, text=True, timeout=timeout)
+            seconds = time.perf_counter() - start
+            if proc.returncode not in (0, 3):
+                raise BayesError(f"'bayes report' failed with exit code {proc.returncode}: "
+                                 f"{proc.stderr.strip()[-500:]}")
+            try:
+                steps = json.loads((Path(folder) / "run.json").read_text()).get("timings_s", {})
+            except (OSError, ValueError):
+                steps = {}
+            out.append(ReportTiming(cache, seconds, proc.returncode, command, steps, quick))
+    return out
+
+
 def cli_run_facts(run_json: Path) -> dict:
     """What ``bayes fit`` fitted, from the run.json it wrote (None for anything unreadable)."""
     try:
@@ -314,8 +388,10 @@ def machine_info() -> dict:
             "pytensor": ver("pytensor"), "bayes": ver("bayes-synergy")}
 
 
-def report(plain: Timing, ours: Timing, cli: CliTiming | None, settings: dict, machine: dict) -> dict:
+def report(plain: Timing, ours: Timing, cli: CliTiming | None, settings: dict, machine: dict,
+           reports: list[ReportTiming] | None = None) -> dict:
     """Everything the JSON file holds (and the printed table shows)."""
+    reports = reports or []
     return {"created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "what": f"{STUDY}/{ENDPOINT} factorial model, n = {N_ASSUMED} assumed; both paths "
                     f"produce {settings['chains']} x {settings['draws']} posterior samples per fit",
@@ -324,11 +400,13 @@ def report(plain: Timing, ours: Timing, cli: CliTiming | None, settings: dict, m
                         f"in mass matrix (ours {config.ADAPTATION['factorial']}, plain nutpie's default "
                         "via PyMC) and plain "
                         "also runs PyMC's convergence checks",
-            "order": "ours first (pays process one-time costs), then plain, then cli",
+            "order": "ours first (pays process one-time costs), then plain, then cli, then report",
             "machine": machine, "settings": settings,
             "plain": plain.to_dict(), "ours": ours.to_dict(),
             "cli": dataclasses.asdict(cli) if cli else None,
-            "ratios": ratios(plain, ours)}
+            "reports": [dataclasses.asdict(r) for r in reports],
+            "ratios": ratios(plain, ours),
+            "targets": target_verdicts(ours, ratios(plain, ours), reports)}
 
 
 def format_report(rep: dict) -> str:
@@ -355,6 +433,12 @@ def format_report(rep: dict) -> str:
                      f"{c.get('n_prior')}, target_accept={ta if ta is None else format(ta, 'g')}, "
                      f"{c['compilations']} compilation(s), exit {c['returncode']}")
         lines.append(f"{'':<32} (a different, larger model than the rows above: not in any ratio)")
+    for rt in rep.get("reports", []):
+        slow = sorted(rt["steps"].items(), key=lambda kv: -kv[1])[:3]
+        how = "BAYES_QUICK=1 (smoke run)" if rt.get("quick") else "default settings"
+        lines.append(f"{'report: bayes report (' + rt['cache'] + ' cache)':<32} {rt['seconds']:>10.2f}   wall time, "
+                     f"fresh process, {how}, exit {rt['returncode']}; longest steps: "
+                     + (", ".join(f"{k} {v:.0f} s" for k, v in slow) or "not recorded"))
     lines += [
         "",
         f"cold-fit ratio   (plain / ours)          {r['cold']:8.2f}x",
@@ -362,6 +446,10 @@ def format_report(rep: dict) -> str:
         f"throughput ratio (ours fits/s / plain)   {r['throughput']:8.2f}x",
         "s/refit is the median over refits; fits/s = refits / their total seconds.",
     ]
+    if rep.get("targets"):
+        lines += ["", "targets (2 cores):"]
+        lines += [f"  {'met    ' if t['met'] else 'NOT met'}  {t['target']}: {t['value']:.2f}{t['unit']}"
+                  for t in rep["targets"]]
     return "\n".join(lines)
 
 
@@ -424,6 +512,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--quick", action="store_true", help="fewer fits and draws: a smoke run")
     p.add_argument("--no-cli", action="store_true", help="skip the fresh-process 'bayes fit' timing")
+    p.add_argument("--no-report", action="store_true",
+                   help="skip timing 'bayes report' (two fresh-process runs: empty, then warm compile cache)")
     return p
 
 
@@ -456,7 +546,11 @@ def run(args) -> int:
     if not args.no_cli:
         say("bench: default 'bayes fit' (joint model) in a fresh process")
         cli = measure_cli(draws=s["draws"], tune=s["tune"], cores=s["cores"], seed=s["seed"])
-    rep = report(plain, ours, cli, s, machine_info())
+    reports = []
+    if not args.no_report:
+        say("bench: 'bayes report' in a fresh process with an empty compile cache, then again warm")
+        reports = measure_reports(cores=s["cores"], seed=s["seed"], quick=s["quick"])
+    rep = report(plain, ours, cli, s, machine_info(), reports)
     print(format_report(rep))
     write_json(rep, out, force=args.force)
     print(f"\nWrote {out}")

@@ -34,6 +34,7 @@ def test_parser_defaults():
     args = parse()
     s = bench.resolve_settings(args)
     assert args.out == "bench.json" and not args.force and not args.quick and not args.no_cli
+    assert not args.no_report
     assert s == {"fits": 20, "plain_fits": 3, "draws": config.DEFAULT_DRAWS, "tune": config.DEFAULT_TUNE,
                  "chains": 4, "cores": config.default_cores(), "seed": config.DEFAULT_SEED,
                  "target_accept": config.TARGET_ACCEPT["factorial"], "quick": False}
@@ -103,6 +104,45 @@ def test_report_and_table_mention_settings_and_samples():
     assert "2.00x" in text and "cli: bayes fit" in text
     assert "target_accept=0.95" in text and "identical for plain and ours" in text
     assert "joint model, 4 cells" in text and "target_accept=0.99" in text
+
+
+def report_timing(cache: str, seconds: float, quick: bool = False) -> bench.ReportTiming:
+    return bench.ReportTiming(cache, seconds, 0, ["python", "-m", "bayes.cli", "report"],
+                              {"fits": 20.0, "comparison": 9.5, "sensitivity": 30.25}, quick)
+
+
+def test_targets_are_judged_on_the_measured_numbers():
+    plain = timing(30.0, [10.0, 10.0])                 # 0.1 fits/s
+    ours = timing(15.0, [0.4, 0.6, 0.45])              # median 0.45 s; 3 / 1.45 s = 2.07 fits/s
+    reports = [report_timing("empty", 250.0), report_timing("warm", 80.0)]
+    rows = bench.target_verdicts(ours, bench.ratios(plain, ours), reports)
+    assert [r["met"] for r in rows] == [True, True, False, True]
+    assert rows[0]["value"] == pytest.approx(0.45)
+    assert rows[1]["value"] == pytest.approx((3 / 1.45) / 0.1)
+    assert "empty compile cache" in rows[2]["target"] and rows[3]["value"] == 80.0
+    slow = timing(15.0, [0.5, 0.7, 0.9])               # median 0.7 s, 3 / 2.1 s: 14.3x plain
+    assert [r["met"] for r in bench.target_verdicts(slow, bench.ratios(plain, slow), [])] == [False, True]
+    failed = bench.ReportTiming("warm", 10.0, 2, ["x"])
+    assert not bench.target_verdicts(ours, bench.ratios(plain, ours), [failed])[-1]["met"]
+
+
+def test_quick_report_runs_are_shown_but_not_judged():
+    plain, ours = timing(30.0, [10.0]), timing(15.0, [0.2])
+    reports = [report_timing("empty", 40.0, quick=True), report_timing("warm", 20.0, quick=True)]
+    settings = {"fits": 1, "plain_fits": 1, "draws": 10, "tune": 10, "chains": 4, "cores": 1,
+                "seed": 1, "target_accept": 0.95, "quick": True}
+    rep = bench.report(plain, ours, None, settings, bench.machine_info(), reports)
+    assert len(rep["targets"]) == 2 and len(rep["reports"]) == 2
+    text = bench.format_report(rep)
+    assert "report: bayes report (empty cache)" in text and "BAYES_QUICK=1 (smoke run)" in text
+    assert "sensitivity 30 s" in text and "targets (2 cores):" in text
+
+
+def test_report_command_keeps_the_report_defaults():
+    cmd = bench.report_command("/tmp/r", cores=2, seed=4)
+    assert cmd[1:5] == ["-m", "bayes.cli", "report", "--out"]
+    assert "--draws" not in cmd and "--priors" not in cmd          # the defaults, as users run it
+    assert cmd[cmd.index("--seed") + 1] == "4" and cmd[cmd.index("--cores") + 1] == "2"
 
 
 def test_table_without_cli_row():
