@@ -165,10 +165,14 @@ def _cell_likelihood(i: int, cell: Cell, eta, data: dict, priors: PriorSet):
     if cell.kind == "positive":
         sd_log = priors["sd_log"].create_variable(p + "sd_log", dims=dims)
         mean, var = lik.lognormal_moments(eta, sd_log)
+        skew, kurt = lik.lognormal_shape(sd_log)
+        edge = None
     else:
         precision = priors["precision"].create_variable(p + "precision", dims=dims)
         mean, var = lik.beta_moments(pt.sigmoid(eta), precision)
-    return lik.summary_loglik(obs_mean, obs_var, mean, var, n), mean
+        skew, kurt = lik.beta_shape(mean, precision)
+        edge = lik.beta_edge_shape(mean, precision)
+    return lik.summary_loglik(obs_mean, obs_var, mean, var, n, skew, kurt, edge), mean
 
 
 def _independent_effects(i: int, cell: Cell, priors: PriorSet, data: dict | None = None):

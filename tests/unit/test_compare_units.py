@@ -82,14 +82,38 @@ def _loglik_by_hand(cell, values: dict, n: float) -> np.ndarray:
         s2 = values["sd_log"] ** 2
         mean = np.exp(eta + s2 / 2)
         var = np.expm1(s2) * mean**2
+        _, _, skew, kurt = stats.lognorm(s=values["sd_log"]).stats(moments="mvsk")
+        alpha = (n - 1) / 2
     else:
         mean = special.expit(eta)
-        var = mean * (1 - mean) / (1 + values["precision"])
+        phi = values["precision"]
+        var = mean * (1 - mean) / (1 + phi)
+        _, _, skew, kurt = stats.beta(mean * phi, (1 - mean) * phi).stats(moments="mvsk")
+        alpha = np.minimum((n - 1) / 2, n * np.minimum(mean, 1 - mean) * phi / 2)   # Beta's pole at a bound
     obs_mean = rows["mean"].to_numpy(float) / cell.scale
     obs_var = (rows["sd"].to_numpy(float) / cell.scale) ** 2
-    alpha = (n - 1) / 2
-    return (stats.norm.logpdf(obs_mean, mean, np.sqrt(var / n))
-            + stats.gamma.logpdf(obs_var, alpha, scale=var / alpha))
+    # bayes.likelihoods.summary_loglik: the reported variance has mean var and relative
+    # variance r = 2/(n-1) + kurt/n: var * c * BetaPrime(alpha, beta) if r alpha > 1, else a
+    # Gamma; the mean given it is normal, linear in u = sd / sqrt(var), with
+    # Cov(mean, variance) = mu3 / n
+    r = 2 / (n - 1) + kurt / n
+    heavy = r * alpha - 1 > 5e-4
+    beta = np.where(heavy, (alpha - 1 + 2 * r * alpha) / np.where(heavy, r * alpha - 1, 1.0), 3.0)
+    c = (beta - 1) / alpha
+    shape = 1 / r
+    m1, m3 = (np.where(heavy, c ** (t / 2) * np.exp(special.betaln(alpha + t / 2, beta - t / 2)
+                                                    - special.betaln(alpha, beta)),
+                       np.exp(special.gammaln(shape + t / 2) - special.gammaln(shape)) / shape ** (t / 2))
+              for t in (1, 3))
+    lp_var = np.where(heavy, stats.betaprime.logpdf(obs_var, alpha, beta, scale=var * c),
+                      stats.gamma.logpdf(obs_var, shape, scale=var / shape))
+    slope = skew / (n * (m3 - m1))
+    spread = np.sqrt(n * (1 - m1**2))
+    slope = slope * 0.75 / np.maximum(np.abs(slope) * spread, 0.75)
+    rho2 = (slope * spread) ** 2
+    u = np.sqrt(obs_var / var)
+    sd = np.sqrt(var / n * (1 - rho2) * (1 - rho2 + rho2 * u**2))
+    return stats.norm.logpdf(obs_mean, mean + np.sqrt(var) * slope * (u - m1), sd) + lp_var
 
 
 @pytest.mark.parametrize("endpoint", ["tumor_volume", "survival", "nk_lysis"])
