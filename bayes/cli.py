@@ -154,10 +154,14 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(out="bayes-report")
     report.add_argument("--prior-sets", default="default,sceptical,optimistic",
                         help="comma-separated prior sets to compare (default: %(default)s)")
+    report.add_argument("--evidence", choices=("bridge", "smc"), default="bridge",
+                        help="marginal likelihoods for the Bayes factors: bridge sampling on the posterior draws "
+                             "(fast), or a separate SMC run per model, as a cross-check (default: %(default)s)")
     report.add_argument("--smc-draws", type=_positive_int, default=config.SMC_DRAWS,
-                        help="SMC particles per chain for the marginal likelihoods (default: %(default)s)")
+                        help="with --evidence smc: SMC particles per chain (default: %(default)s)")
     report.add_argument("--smc-chains", type=_positive_int, default=config.SMC_CHAINS,
-                        help="independent SMC runs; their spread is the log-evidence uncertainty (default: %(default)s)")
+                        help="with --evidence smc: independent SMC runs; their spread is the log-evidence "
+                             "uncertainty (default: %(default)s)")
     report.add_argument("--n-values", type=_n_values, default=(3, 5, 8, 10, 15, 20), metavar="N,N,...",
                         help="assumed n per arm for the n-sensitivity table (default: 3,5,8,10,15,20)")
     report.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -285,8 +289,8 @@ def cmd_report(args) -> int:
                                seed=args.seed)
     say = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     data = report.compute(study, priors=args.priors, settings=settings, n=_nprior(args),
-                          prior_sets=tuple(prior_sets), n_values=args.n_values, smc_draws=args.smc_draws,
-                          smc_chains=args.smc_chains,
+                          prior_sets=tuple(prior_sets), n_values=args.n_values, evidence=args.evidence,
+                          smc_draws=args.smc_draws, smc_chains=args.smc_chains,
                           ci_prob=args.ci_prob,
                           progress=say)
     command = "bayes " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("bayes") else ""

@@ -7,8 +7,9 @@ least 100 effective draws per chain, bulk and tail, and no divergences.
 
 ``BAYES_QUICK=1`` in the environment (read once, at import) shrinks every
 default draw count: NUTS to 2 chains x 200 draws after 200 tuning steps,
-SMC to 2 chains x 200 particles.  It exists so that the notebooks and other
-smoke runs execute in seconds in the test suite; such posteriors usually fail
+SMC (the ``--evidence smc`` cross-check) to 2 chains x 200 particles.  It
+exists so that the notebooks and other smoke runs execute in seconds in the
+test suite; such posteriors usually fail
 the diagnostics gate and are not for conclusions.  Explicit arguments
 (``--draws``, ``SamplerSettings(draws=...)``) still win.  The setting is
 recorded in every output's sampler settings (the draw counts themselves).
@@ -46,8 +47,9 @@ DEFAULT_TUNE = 200 if QUICK else 1000
 DEFAULT_CHAINS = 2 if QUICK else 4
 DEFAULT_SEED = 20261129
 
-# Sequential Monte Carlo (marginal likelihoods for Bayes factors): particles per
-# chain and chains; the spread across chains is the reported Monte Carlo error.
+# Sequential Monte Carlo (marginal likelihoods for Bayes factors when chosen with
+# evidence="smc"; bridge sampling is the default): particles per chain and
+# chains; the spread across chains is the reported Monte Carlo error.
 SMC_DRAWS = 200 if QUICK else 1000
 SMC_CHAINS = 2 if QUICK else 4
 

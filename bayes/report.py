@@ -79,12 +79,17 @@ class _Clock:
 
 
 def compute(study: Study, *, priors: str = "default", settings=None, n=None, seed: int | None = None,
-            prior_sets=PRIOR_SETS, n_values=None, smc_draws: int | None = None, smc_chains: int | None = None,
-            ci_prob: float = config.CI_PROB, progress=None) -> ReportData:
-    """Run every analysis of the report on ``study``; ``progress`` gets one line per step."""
+            prior_sets=PRIOR_SETS, n_values=None, evidence: str = "bridge", smc_draws: int | None = None,
+            smc_chains: int | None = None, ci_prob: float = config.CI_PROB, progress=None) -> ReportData:
+    """Run every analysis of the report on ``study``; ``progress`` gets one line per step.
+
+    ``evidence``: how the model comparison estimates marginal likelihoods,
+    ``"bridge"`` (bridge sampling on the fits' draws) or ``"smc"`` (a
+    separate SMC run per model, ``smc_chains`` x ``smc_draws``)."""
     from bayes import sensitivity as sens
     from bayes.analysis import as_nprior
-    from bayes.compare import SMC_CHAINS, SMC_DRAWS, compare_models, fit_models, with_log_groups
+    from bayes.compare import (BRIDGE_REPS, EVIDENCE_LABEL, SMC_CHAINS, SMC_DRAWS, compare_models, fit_models,
+                               with_log_groups)
     from bayes.prior_predictive import compare_prior_sets
     from bayes.priors import load_prior_set
     from bayes.sampling import SamplerSettings
@@ -103,10 +108,16 @@ def compute(study: Study, *, priors: str = "default", settings=None, n=None, see
     link_note = skipped.get("link", "").removeprefix("not fitted: ")
     if link_note:
         clock.say(f"  NK-link model skipped: {link_note}")
-    clock.step("comparison", f"comparing models (PSIS-LOO, SMC marginal likelihoods with {smc_draws} "
-                             "particles per chain, stacking)")
-    comparison = compare_models(fits, prior_set, smc_draws=smc_draws, smc_chains=smc_chains,
-                                seed=settings.seed, progress=clock.say, skipped=skipped, notes=notes)
+    if evidence not in EVIDENCE_LABEL:
+        raise BayesError(f"unknown evidence method {evidence!r}; valid: {', '.join(EVIDENCE_LABEL)}")
+    how = (f"SMC marginal likelihoods with {smc_chains} chains x {smc_draws} particles" if evidence == "smc"
+           else "marginal likelihoods by bridge sampling on the posterior draws")
+    clock.step("comparison", f"comparing models (PSIS-LOO, stacking, {how})")
+    comparison = compare_models(fits, prior_set, evidence=evidence, smc_draws=smc_draws, smc_chains=smc_chains,
+                                seed=settings.seed, progress=clock.say, skipped=skipped, notes=notes,
+                                smc_cores=settings.cores)
+    evidence_settings = ({"evidence": evidence, "smc_draws": smc_draws, "smc_chains": smc_chains}
+                         if evidence == "smc" else {"evidence": evidence, "bridge_reps": BRIDGE_REPS})
 
     tables: dict[str, pd.DataFrame] = {}
     clock.step("prior_sets", "refitting under prior sets: "
@@ -142,7 +153,7 @@ def compute(study: Study, *, priors: str = "default", settings=None, n=None, see
     clock.stop()
     return ReportData(study=study, fit=main, factorial=factorial, link=link, link_note=link_note,
                       comparison=comparison, tables=tables, timings=clock.timings,
-                      settings={"sampler": settings.to_dict(), "smc_draws": smc_draws, "smc_chains": smc_chains,
+                      settings={"sampler": settings.to_dict(), **evidence_settings,
                                 "prior_sets": list(prior_sets), "priors": prior_set.name,
                                 "priors_source": str(priors),
                                 "n_values": list(values)})
@@ -400,9 +411,11 @@ def sections(data: ReportData) -> tuple[list[Section], list[str]]:
 
     cmp_sec = Section("Model comparison", "comparison")
     if data.comparison is not None:
+        how = evidence_text(data.settings, data.comparison.table)
         cmp_sec.add(data.comparison.sentence,
                     Table(data.comparison.table, "Additive vs interaction (factorial) vs joint vs NK-link: "
-                          "PSIS-LOO, stacking weights, SMC marginal likelihoods and Bayes factors", "comparison"),
+                          f"PSIS-LOO, stacking weights, marginal likelihoods ({how}) and Bayes factors",
+                          "comparison"),
                     Table(data.comparison.interactions, "Savage-Dickey Bayes factors for each interaction "
                           "(factorial fits)", "interactions"))
     out.append(cmp_sec)
@@ -443,14 +456,31 @@ def sections(data: ReportData) -> tuple[list[Section], list[str]]:
              f"priors: {priors.name} ({priors.hash[:19]}…); prior sets compared: "
              f"{', '.join(data.settings.get('prior_sets', []))}",
              f"sampler: {sampler.get('sampler')}, {sampler.get('chains')} chains × {sampler.get('draws')} draws "
-             f"(tune {sampler.get('tune')}), seed {sampler.get('seed')}; SMC: {data.settings.get('smc_chains')} "
-             f"chains × {data.settings.get('smc_draws')} particles",
+             f"(tune {sampler.get('tune')}), seed {sampler.get('seed')}; marginal likelihoods: "
+             f"{evidence_text(data.settings, data.comparison.table if data.comparison is not None else None)}",
              ("run times (s): " + ", ".join(f"{k} {v:.1f}" for k, v in data.timings.items()))
              if data.timings else "run times: not recorded"]
     if problems:
         repro += [f"problem: {p}" for p in problems]
     out.append(Section("Reproducibility", "reproducibility").add(("list", repro)))
     return out, problems
+
+
+def evidence_text(settings: dict, table: pd.DataFrame | None = None) -> str:
+    """How the marginal likelihoods were estimated, from the report's settings
+    (reports saved before bridge sampling have only smc_draws/smc_chains: SMC)."""
+    method = settings.get("evidence", "smc" if "smc_draws" in settings else None)
+    if method == "bridge":
+        return (f"bridge sampling on the posterior draws ({settings.get('bridge_reps')} repetitions; sd = larger of "
+                "the Frühwirth-Schnatter error and the spread over repetitions)")
+    if method == "smc":
+        return (f"SMC, {settings.get('smc_chains')} chains × {settings.get('smc_draws')} particles "
+                "(sd = spread across chains)")
+    if table is not None:
+        from bayes.compare import evidence_label
+
+        return evidence_label(table)
+    return "not computed"
 
 
 def write(data: ReportData, out_dir, *, overwrite: bool = False, command: str = "") -> Path:

@@ -1,5 +1,7 @@
-"""Model comparison with real (small, seeded) fits: SMC against an analytic
-evidence, Savage-Dickey against SMC, and a whole comparison on the seed study."""
+"""Model comparison with real (small, seeded, one-core) fits: SMC (the
+``evidence="smc"`` cross-check) against an analytic evidence, Savage-Dickey
+against SMC, and a whole comparison on the seed study (bridge sampling, the
+default; its own tests are in test_bridge_fits.py and tests/unit/test_bridge.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import pytest
 from scipy import stats
 
 import bayes
-from bayes.compare import compare_models, run_comparison, smc_log_ml, with_log_groups
+from bayes.compare import CELL_BF, compare_models, run_comparison, smc_log_ml, with_log_groups
 from bayes.priors import load_prior_set
 from bayes.simulate import endpoint_truth, simulate_study
 
@@ -38,7 +40,7 @@ def test_smc_recovers_an_analytic_marginal_likelihood():
         pm.Potential("lik", pm.logp(pm.Normal.dist(mu, sigma), y).sum())
     exact = stats.multivariate_normal.logpdf(y, np.full(y.size, m0),
                                              sigma**2 * np.eye(y.size) + s0**2 * np.ones((y.size, y.size)))
-    per_chain, seconds = smc_log_ml(model, draws=SMC_DRAWS, chains=SMC_CHAINS, seed=5)
+    per_chain, seconds = smc_log_ml(model, draws=SMC_DRAWS, chains=SMC_CHAINS, seed=5, cores=1)
     se = per_chain.std(ddof=1) / math.sqrt(per_chain.size)
     print(f"analytic log ML {exact:.4f}; SMC {per_chain.mean():.4f} (chains {np.round(per_chain, 4)}, "
           f"se {se:.4f}, {seconds:.1f} s)")
@@ -52,30 +54,36 @@ def test_savage_dickey_agrees_with_smc_on_a_simulated_cell(quick, cache):
                            effects={"A": -0.2, "B": -0.3}, synergy=0.25, dispersion=0.25)
     frame = simulate_study([truth], 8, np.random.default_rng(3), digits=0)
     study = bayes.study_from_frame(frame, name="simulated cell")
-    fits = {m: bayes.fit(study, model=m, settings=quick, cache=cache).fits for m in ("additive", "factorial")}
-    comp = compare_models(fits, PRIORS, smc_draws=SMC_DRAWS, smc_chains=SMC_CHAINS, seed=9)
+    settings = dataclasses.replace(quick, cores=1)
+    fits = {m: bayes.fit(study, model=m, settings=settings, cache=cache).fits for m in ("additive", "factorial")}
+    comp = compare_models(fits, PRIORS, evidence="smc", smc_draws=SMC_DRAWS, smc_chains=SMC_CHAINS, seed=9,
+                          smc_cores=1)
     row = comp.interactions.iloc[0]
     assert row["method"] == "Savage-Dickey (KDE)", "set-up: 0 must lie inside the posterior draws"
     table = comp.table.set_index("model")
     se = math.sqrt(sum(table.loc[m, "log_ml_sd"] ** 2 / SMC_CHAINS for m in ("additive", "factorial")))
     tolerance = (4 * se + FLOOR) / math.log(10)
-    print(f"log10 BF10: Savage-Dickey {row['log10_bf10']:.3f}, SMC {row['smc_log10_bf10_cell']:.3f} "
+    assert (table["evidence"] == "SMC").all()
+    print(f"log10 BF10: Savage-Dickey {row['log10_bf10']:.3f}, SMC {row[CELL_BF]:.3f} "
           f"(tolerance {tolerance:.3f})")
-    assert abs(row["log10_bf10"] - row["smc_log10_bf10_cell"]) <= tolerance
-    assert table.loc["factorial", "log10_bf_vs_additive"] == pytest.approx(row["smc_log10_bf10_cell"])
+    assert abs(row["log10_bf10"] - row[CELL_BF]) <= tolerance
+    assert table.loc["factorial", "log10_bf_vs_additive"] == pytest.approx(row[CELL_BF])
 
 
 def test_full_comparison_on_the_seed(quick, cache, tmp_path):
     study = bayes.load_builtin("seed")
     lines = []
-    settings = dataclasses.replace(quick, draws=300, tune=300)
-    comp, results = run_comparison(study, settings=settings, seed=4, smc_draws=200, smc_chains=2,
+    settings = dataclasses.replace(quick, draws=300, tune=300, cores=1)
+    comp, results = run_comparison(study, settings=settings, seed=4,
                                    models=("additive", "factorial", "joint"), cache=cache, progress=lines.append)
     table = comp.table.set_index("model")
     assert list(table.index) == ["additive", "factorial", "joint"]
-    assert any(line.startswith("SMC") for line in lines) and any(line.startswith("PSIS") for line in lines)
+    assert any(line.startswith("bridge sampling") for line in lines) and any(line.startswith("PSIS") for line in lines)
+    assert not any("SMC" in line for line in lines)
+    assert (table["evidence"] == "bridge sampling").all() and comp.metadata["evidence"] == "bridge"
+    assert "log ML by bridge sampling" in comp.format()
     numeric = ["elpd_loo", "se", "p_loo", "max_k", "weight", "log_ml", "log_ml_sd", "log10_bf_vs_additive",
-               "smc_seconds"]
+               "evidence_seconds"]
     assert np.isfinite(table[numeric].to_numpy(float)).all()
     assert (table["n_obs"] == 16).all()
     assert table["weight"].sum() == pytest.approx(1.0)
@@ -89,7 +97,7 @@ def test_full_comparison_on_the_seed(quick, cache, tmp_path):
         assert "unreliable" in comp.sentence
     # one Savage-Dickey row per endpoint (one combination each), from the cell's own prior
     assert len(comp.interactions) == 4
-    assert np.isfinite(comp.interactions[["bf10", "smc_log10_bf10_cell"]].to_numpy(float)).all()
+    assert np.isfinite(comp.interactions[["bf10", CELL_BF]].to_numpy(float)).all()
     # the augmented tree serves psense as well as loo
     spec, raw = results["factorial"].fits[0]
     tree = with_log_groups(spec, raw, PRIORS, seed=1)

@@ -12,7 +12,7 @@ from bayes import cli
 
 pytestmark = pytest.mark.integration
 
-SMALL = ["--draws", "300", "--tune", "300", "--chains", "2", "--seed", "5", "--smc-draws", "200", "--smc-chains", "2",
+SMALL = ["--draws", "300", "--tune", "300", "--chains", "2", "--cores", "1", "--seed", "5",
          "--n-values", "5", "--prior-sets", "default,sceptical"]
 
 
@@ -82,7 +82,9 @@ def test_sem_reading_widens_the_splenocyte_intervals(run):
 def test_run_json_and_refusal_to_overwrite(run, capsys):
     _, out = run
     meta = json.loads((out / "run.json").read_text())
-    assert meta["report"]["smc_draws"] == 200 and meta["report"]["prior_sets"] == ["default", "sceptical"]
+    assert meta["report"]["evidence"] == "bridge" and "smc_draws" not in meta["report"]
+    assert meta["report"]["prior_sets"] == ["default", "sceptical"]
+    assert "marginal likelihoods: bridge sampling" in (out / "report.md").read_text()
     assert set(meta["timings_s"]) >= {"joint", "factorial", "additive", "link", "comparison"}
     before = (out / "report.html").read_bytes()
     assert cli.main(["report", "--out", str(out), *SMALL]) == 2

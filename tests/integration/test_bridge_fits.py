@@ -1,0 +1,67 @@
+"""Bridge sampling on real (small, seeded, one-core) fits: an analytic evidence
+from NUTS draws, and Savage-Dickey against bridge-sampling Bayes factors."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pymc as pm
+import pytest
+from scipy import stats
+
+import bayes
+from bayes.compare import CELL_BF, bridge_log_ml, compare_models
+from bayes.priors import load_prior_set
+from bayes.simulate import endpoint_truth, simulate_study
+
+pytestmark = pytest.mark.integration
+
+PRIORS = load_prior_set("default")
+# The KDE density at 0 of 4000 draws (Savage-Dickey) is good to a few percent:
+# 0.1 (natural log) on top of the bridge-sampling sds.
+FLOOR = 0.1
+
+
+def test_bridge_recovers_an_analytic_marginal_likelihood_from_nuts_draws():
+    """The SMC test's model (tests/integration/test_compare.py: analytic log ML -14.30),
+    from 4 x 1000 NUTS draws.  The reported sd accounts for the draws'
+    autocorrelation, so 4 sd is the tolerance."""
+    rng = np.random.default_rng(11)
+    sigma, m0, s0 = 1.5, 1.0, 2.0
+    y = rng.normal(2.5, sigma, size=8)
+    with pm.Model() as model:
+        mu = pm.Normal("mu", m0, s0)
+        pm.Potential("lik", pm.logp(pm.Normal.dist(mu, sigma), y).sum())
+        tree = pm.sample(draws=1000, tune=1000, chains=4, cores=1, random_seed=5, progressbar=False)
+    exact = stats.multivariate_normal.logpdf(y, np.full(y.size, m0),
+                                             sigma**2 * np.eye(y.size) + s0**2 * np.ones((y.size, y.size)))
+    est = bridge_log_ml(model, tree, seed=5)
+    print(f"analytic log ML {exact:.4f}; bridge {est.log_ml:.4f} (sd {est.sd:.4f}: Frühwirth-Schnatter "
+          f"{est.sd_rmse:.4f}, repetitions {np.round(est.estimates, 4)}; {est.seconds:.1f} s)")
+    assert round(exact, 2) == -14.30
+    assert abs(est.log_ml - exact) <= 4 * est.sd
+    assert est.sd < 0.05
+
+
+def test_savage_dickey_agrees_with_bridge_sampling_on_a_simulated_cell(quick, cache):
+    """Additive is factorial with the interaction at 0, so BF10(interaction) by
+    Savage-Dickey must equal ML(factorial) / ML(additive) by bridge sampling."""
+    truth = endpoint_truth("tumor_volume", "positive", "lower", baseline=math.log(1000.0),
+                           effects={"A": -0.2, "B": -0.3}, synergy=0.25, dispersion=0.25)
+    frame = simulate_study([truth], 8, np.random.default_rng(3), digits=0)
+    study = bayes.study_from_frame(frame, name="simulated cell")
+    settings = dataclasses.replace(quick, cores=1)
+    fits = {m: bayes.fit(study, model=m, settings=settings, cache=cache).fits for m in ("additive", "factorial")}
+    comp = compare_models(fits, PRIORS, seed=9)
+    row = comp.interactions.iloc[0]
+    assert row["method"] == "Savage-Dickey (KDE)", "set-up: 0 must lie inside the posterior draws"
+    table = comp.table.set_index("model")
+    assert (table["evidence"] == "bridge sampling").all()
+    se = math.sqrt(sum(table.loc[m, "log_ml_sd"] ** 2 for m in ("additive", "factorial")))
+    tolerance = (4 * se + FLOOR) / math.log(10)
+    print(f"log10 BF10: Savage-Dickey {row['log10_bf10']:.3f}, bridge {row[CELL_BF]:.3f} "
+          f"(tolerance {tolerance:.3f}); bridge seconds {table['evidence_seconds'].round(1).tolist()}")
+    assert abs(row["log10_bf10"] - row[CELL_BF]) <= tolerance
+    assert table.loc["factorial", "log10_bf_vs_additive"] == pytest.approx(row[CELL_BF])
