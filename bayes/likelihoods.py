@@ -79,10 +79,10 @@ pass as well.
 Normalising constants that depend on n are all kept, and the density is of
 (mean, s^2) at every n (a test integrates it to 1), so mixtures over n
 compare like with like.  Reported values are treated as exact: rounding to a
-printed table's digits (0.1 points for percentages) is ignored.  Known
-limitation: rows that give an SE instead of an SD are converted by the
-caller, s^2 = n SE^2, and the density is still that of s^2; the density of
-the printed SE^2 would add log n per such arm (favouring larger n).
+printed table's digits (0.1 points for percentages) is ignored.  Rows that
+give an SE instead of an SD are converted by the caller, s^2 = n SE^2, and
+the caller adds the Jacobian log n of that change per such arm
+(``Cell.inputs``' ``log_jacobian``), so the density is of the printed SE^2.
 
 Pure functions of tensors: no model context, no priors.
 """
@@ -178,19 +178,22 @@ def sample_variance_law(obs_var, var, kurt, n, edge_shape=None):
     c = (beta - 1) / alpha                                       # E[c B] = 1
     lp_heavy = betaprime_logp(obs_var, alpha, beta, var * c)
 
-    def bp_moment(t):                              # E[u^t] = E[(c B)^(t/2)]
-        return c ** (t / 2) * pt.exp(gammaln(alpha + t / 2) + gammaln(beta - t / 2) - gammaln(alpha) - gammaln(beta))
+    # E[u^t] = E[(c B)^(t/2)] = c^(t/2) G(alpha + t/2) G(beta - t/2) / (G(alpha) G(beta)); the
+    # third moment follows from the first by G(x + 1) = x G(x), which saves four log-gammas
+    # (and their digamma gradients) per arm and n: the likelihood's main cost
+    bp_m1 = pt.sqrt(c) * pt.exp(gammaln(alpha + 0.5) - gammaln(alpha) + gammaln(beta - 0.5) - gammaln(beta))
+    bp_m3 = bp_m1 * c * (alpha + 0.5) / (beta - 1.5)
 
     # Gamma branch with the exact relative variance (clipped likewise)
     shape = 1 / pt.minimum(r, (1 + EXCESS_SWITCH) / alpha)
-
-    def gamma_moment(t):                           # E[(G / shape)^(t/2)], G ~ Gamma(shape, 1)
-        return shape ** (-t / 2) * pt.exp(gammaln(shape + t / 2) - gammaln(shape))
+    # E[(G / shape)^(t/2)], G ~ Gamma(shape, 1); the third moment again from the first
+    gm_m1 = pt.exp(gammaln(shape + 0.5) - gammaln(shape)) / pt.sqrt(shape)
+    gm_m3 = gm_m1 * (shape + 0.5) / shape
 
     lp_light = gamma_logp(obs_var, shape, shape / var)
     heavy = excess > EXCESS_SWITCH
-    return (pt.switch(heavy, lp_heavy, lp_light), pt.switch(heavy, bp_moment(1.0), gamma_moment(1.0)),
-            pt.switch(heavy, bp_moment(3.0), gamma_moment(3.0)))
+    return (pt.switch(heavy, lp_heavy, lp_light), pt.switch(heavy, bp_m1, gm_m1),
+            pt.switch(heavy, bp_m3, gm_m3))
 
 
 def summary_loglik(obs_mean, obs_var, mean, var, n, skew=0.0, kurt=0.0, edge_shape=None):

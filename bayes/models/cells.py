@@ -66,9 +66,14 @@ class Cell:
             return {"k": k, "n": n}
         sd = rows["sd"].to_numpy(float)[None, :] * np.ones_like(n)
         se = rows["se"].to_numpy(float)[None, :] * np.sqrt(n)
-        sd = np.where(np.isnan(sd), se, sd)
+        from_se = np.isnan(sd)
+        sd = np.where(from_se, se, sd)
+        # An arm that reports an SE is modelled through s^2 = n SE^2; the data are the
+        # SE, so its density carries the Jacobian d(s^2)/d(SE^2) = n, which depends on
+        # n and must be kept for the mixture over n to compare like with like.
         return {"obs_mean": rows["mean"].to_numpy(float) / self.scale,
-                "obs_var": (sd / self.scale) ** 2, "n": n}
+                "obs_var": (sd / self.scale) ** 2, "n": n,
+                "log_jacobian": np.where(from_se, np.log(n), 0.0)}
 
     def reported(self) -> pd.DataFrame:
         """Reported arm values on the scale of ``arm_mean`` times ``scale`` (data units)."""

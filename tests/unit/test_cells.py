@@ -61,7 +61,8 @@ def test_positive_inputs_are_divided_by_the_control_mean(seed):
     c = cell(seed, STUDY, "tumor_volume")
     n = n_matrix(c.rows, GRID)
     inp = c.inputs(n)
-    assert set(inp) == {"obs_mean", "obs_var", "n"}
+    assert set(inp) == {"obs_mean", "obs_var", "n", "log_jacobian"}
+    np.testing.assert_array_equal(inp["log_jacobian"], np.zeros((4, 4)))    # SDs reported: no Jacobian
     np.testing.assert_allclose(inp["obs_mean"], [1.0, 0.9, 1100 / 1500, 0.3], rtol=1e-12)
     assert inp["obs_mean"].shape == (4,)
     assert inp["obs_var"].shape == (4, 4)
@@ -120,6 +121,8 @@ def test_se_becomes_sd_with_the_grid_n_when_n_is_unknown(other):
     np.testing.assert_allclose(c.inputs(n)["obs_var"], want, rtol=1e-12)
     # sd = se * sqrt(n): at n = 9 the control's sd is 0.63
     assert np.sqrt(c.inputs(n)["obs_var"][1, 0]) * 2.4 == pytest.approx(0.63, rel=1e-12)
+    # the data are SE^2 = s^2 / n: each arm's density carries log n, n the arm's own
+    np.testing.assert_allclose(c.inputs(n)["log_jacobian"], np.log(n), rtol=1e-12)
 
 
 def test_sd_wins_over_se_where_both_are_given(other):
@@ -127,6 +130,8 @@ def test_sd_wins_over_se_where_both_are_given(other):
     rows.loc[1, "sd"] = 0.5
     c = make_cell(rows)
     var = c.inputs(np.full((1, 4), 8.0))["obs_var"]
+    np.testing.assert_allclose(c.inputs(np.full((1, 4), 8.0))["log_jacobian"],
+                               [[np.log(8), 0.0, np.log(8), np.log(8)]], rtol=1e-12)   # SD arm: none
     assert var[0, 1] == pytest.approx((0.5 / 2.4) ** 2, rel=1e-12)
     assert var[0, 0] == pytest.approx((0.21 * np.sqrt(8) / 2.4) ** 2, rel=1e-12)
 

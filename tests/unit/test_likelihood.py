@@ -471,6 +471,29 @@ def test_fixed_n_potential_is_the_single_n_loglik(seed, priors):
     np.testing.assert_allclose(arm_mean, lognormal_closed(eta, s)[0], rtol=1e-12)
 
 
+def test_se_reported_arms_carry_the_jacobian_log_n(seed, priors):
+    """Reading the tumour "±" as an SE: s^2 = n SE^2, and the density is of SE^2, so at
+    n = 10 the log-likelihood is that of SD = SE sqrt(10) plus log 10 per arm."""
+    from bayes.data import Study
+    from bayes.sensitivity import read_as_se
+
+    as_se = read_as_se(seed, ["in_vivo"])
+    table = as_se.table.copy()
+    rows = (table["endpoint"] == "tumor_volume")
+    table.loc[rows, "sd"] = table.loc[rows, "se"] * np.sqrt(10.0)
+    table.loc[rows, "se"] = np.nan
+    as_sd = Study(table, "tumour SE turned into SD at n = 10", "x", seed.provenance)
+
+    def tumour_model(study):
+        (spec,) = [s for s in model_specs(study, "factorial", NPrior.fixed(10)) if s.cells[0].endpoint == "tumor_volume"]
+        return build_model(spec, priors)
+
+    se_model, sd_model = tumour_model(as_se), tumour_model(as_sd)
+    p, _, _ = tumour_point(sd_model)
+    diff = se_model.compile_logp()(p) - sd_model.compile_logp()(p)
+    assert diff == pytest.approx(4 * np.log(10.0), rel=1e-9)
+
+
 def test_marginal_n_potential_is_logsumexp_over_allowed_grid(models):
     spec, model = models[("factorial", "tumor_volume")]
     group = spec.groups[0]
