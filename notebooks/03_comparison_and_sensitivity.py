@@ -83,11 +83,14 @@ prior_check.arms[prior_check.arms["prior_set"] == "default"]
 #   estimate for that arm is unreliable. With four arms per endpoint, leaving
 #   one out removes a quarter of the data, so expect many high k and treat
 #   LOO as a hint.
-# * **Marginal likelihood** (`log ML`, by Sequential Monte Carlo) and the
+# * **Marginal likelihood** (`log ML`, by bridge sampling on the posterior
+#   draws the fit already has) and the
 #   **Bayes factor against the additive model** (`log10 BF`): how much more
 #   probable the table is under a model than under "no interaction". On the
-#   log10 scale, 0.5 is substantial, 1 strong, 2 decisive; `sd` is the Monte
-#   Carlo spread across SMC runs, so a BF within about 2 sd of 0 is noise.
+#   log10 scale, 0.5 is substantial, 1 strong, 2 decisive; `sd` is the
+#   estimator's Monte Carlo error, so a BF within about 2 sd of 0 is noise.
+#   (`evidence="smc"` computes the same by Sequential Monte Carlo instead,
+#   which is slower and, on these models, less accurate.)
 #   Bayes factors depend on the priors; section 3 shows how much.
 #
 # The NK-link model (notebook 02) can join with `models=(..., "link")`; it is
@@ -100,10 +103,10 @@ print(comparison.format())
 # %% [markdown]
 # Per endpoint, the interaction's Savage–Dickey Bayes factor (`BF10`: the
 # factorial model's posterior density at "no interaction" against its prior
-# density there) next to the Bayes factor from the SMC marginal likelihoods of
+# density there) next to the Bayes factor from the marginal likelihoods of
 # the factorial and additive fits of that endpoint. BF10 above 3 supports an
 # interaction, below 1/3 supports none; in between the table cannot tell.
-# When the two estimates disagree much, trust the SMC one: a Savage–Dickey
+# When the two estimates disagree much, trust the marginal likelihoods: a Savage–Dickey
 # density far in the posterior's tail is hard to estimate.
 
 # %%
