@@ -9,9 +9,9 @@ import math
 import numpy as np
 import pymc as pm
 import pytest
-from scipy import stats
 
 import bayes
+from analytic_model import conjugate_normal
 from bayes.compare import CELL_BF, bridge_log_ml, compare_models
 from bayes.priors import load_prior_set
 from bayes.simulate import endpoint_truth, simulate_study
@@ -28,15 +28,9 @@ def test_bridge_recovers_an_analytic_marginal_likelihood_from_nuts_draws():
     """The SMC test's model (tests/integration/test_compare.py: analytic log ML -14.30),
     from 4 x 1000 NUTS draws.  The reported sd accounts for the draws'
     autocorrelation, so 4 sd is the tolerance."""
-    rng = np.random.default_rng(11)
-    sigma, m0, s0 = 1.5, 1.0, 2.0
-    y = rng.normal(2.5, sigma, size=8)
-    with pm.Model() as model:
-        mu = pm.Normal("mu", m0, s0)
-        pm.Potential("lik", pm.logp(pm.Normal.dist(mu, sigma), y).sum())
+    model, exact = conjugate_normal()
+    with model:
         tree = pm.sample(draws=1000, tune=1000, chains=4, cores=1, random_seed=5, progressbar=False)
-    exact = stats.multivariate_normal.logpdf(y, np.full(y.size, m0),
-                                             sigma**2 * np.eye(y.size) + s0**2 * np.ones((y.size, y.size)))
     est = bridge_log_ml(model, tree, seed=5)
     print(f"analytic log ML {exact:.4f}; bridge {est.log_ml:.4f} (sd {est.sd:.4f}: Frühwirth-Schnatter "
           f"{est.sd_rmse:.4f}, repetitions {np.round(est.estimates, 4)}; {est.seconds:.1f} s)")

@@ -10,11 +10,10 @@ import math
 
 import arviz as az
 import numpy as np
-import pymc as pm
 import pytest
-from scipy import stats
 
 import bayes
+from analytic_model import conjugate_normal
 from bayes.compare import CELL_BF, compare_models, run_comparison, smc_log_ml, with_log_groups
 from bayes.priors import load_prior_set
 from bayes.simulate import endpoint_truth, simulate_study
@@ -32,14 +31,7 @@ FLOOR = 0.1
 def test_smc_recovers_an_analytic_marginal_likelihood():
     """Normal mean with known sd, likelihood written as a Potential (as our models do):
     the evidence is the multivariate normal density of the data."""
-    rng = np.random.default_rng(11)
-    sigma, m0, s0 = 1.5, 1.0, 2.0
-    y = rng.normal(2.5, sigma, size=8)
-    with pm.Model() as model:
-        mu = pm.Normal("mu", m0, s0)
-        pm.Potential("lik", pm.logp(pm.Normal.dist(mu, sigma), y).sum())
-    exact = stats.multivariate_normal.logpdf(y, np.full(y.size, m0),
-                                             sigma**2 * np.eye(y.size) + s0**2 * np.ones((y.size, y.size)))
+    model, exact = conjugate_normal()
     per_chain, seconds = smc_log_ml(model, draws=SMC_DRAWS, chains=SMC_CHAINS, seed=5, cores=1)
     se = per_chain.std(ddof=1) / math.sqrt(per_chain.size)
     print(f"analytic log ML {exact:.4f}; SMC {per_chain.mean():.4f} (chains {np.round(per_chain, 4)}, "
