@@ -92,6 +92,7 @@ class Timing:
     refit_seconds: list[float] = field(default_factory=list)
     compilations: int | None = None   # counted, not assumed
     samples_per_fit: int = 0          # chains x draws
+    from_disk_cache: int | None = None  # compilations loaded from bayes.compiled's disk cache
 
     @property
     def per_fit(self) -> float:
@@ -248,7 +249,8 @@ def measure_ours(fits: int = DEFAULT_FITS, draws: int = config.DEFAULT_DRAWS,
 
     cold = one(spec, 0)
     refits = [one(s, i) for i, s in enumerate(simulated_specs(spec, fits, seed), start=1)]
-    return Timing("ours: sample_spec + ModelCache", cold, refits, cache.compilations, chains * draws)
+    return Timing("ours: sample_spec + ModelCache", cold, refits, cache.compilations, chains * draws,
+                  cache.loaded_from_disk)
 
 
 @contextlib.contextmanager
@@ -426,6 +428,10 @@ def format_report(rep: dict) -> str:
     for t in (p, o):
         lines.append(f"{t['label']:<32} {t['cold_seconds']:>10.2f} {len(t['refit_seconds']):>6} "
                      f"{t['per_fit_seconds']:>9.3f} {t['fits_per_second']:>8.2f} {t['compilations']!s:>8}")
+    if o.get("from_disk_cache") is not None:
+        lines.append(f"{'':<32} ours' compilation: "
+                     + ("loaded from the disk cache of an earlier process (bayes.compiled)" if o["from_disk_cache"]
+                        else "compiled from scratch (nothing in the disk cache)"))
     if c:
         ta = c.get("target_accept")
         lines.append(f"{'cli: bayes fit (fresh process)':<32} {c['seconds']:>10.2f}   wall time incl. "

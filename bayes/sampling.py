@@ -79,14 +79,16 @@ class ModelCache:
         self._compiled: dict[tuple, tuple[object, list[str]]] = {}
         self._prior_values: dict[tuple, dict] = {}
         self.compilations = 0
+        self.loaded_from_disk = 0      # of those, how many came from bayes.compiled's disk cache
 
     def compiled(self, key: tuple, build) -> tuple[object, list[str]]:
         if key not in self._compiled:
-            from bayes.compiled import compile_model
+            from bayes.compiled import compile_model, loaded_from_cache
 
             model = build()
             self._compiled[key] = (compile_model(model), [rv.name for rv in model.free_RVs])
             self.compilations += 1
+            self.loaded_from_disk += loaded_from_cache(self._compiled[key][0])
         return self._compiled[key]
 
     def prior_values(self, key: tuple, build) -> dict:

@@ -138,6 +138,15 @@ def test_quick_report_runs_are_shown_but_not_judged():
     assert "sensitivity 30 s" in text and "targets (2 cores):" in text
 
 
+def test_table_says_whether_ours_was_compiled_or_loaded_from_disk():
+    settings = {"fits": 1, "plain_fits": 1, "draws": 10, "tune": 10, "chains": 4, "cores": 1,
+                "seed": 1, "target_accept": 0.95, "quick": True}
+    plain = timing(30.0, [10.0])
+    for disk, words in ((1, "loaded from the disk cache"), (0, "compiled from scratch")):
+        ours = bench.Timing("ours", 2.0, [0.3], compilations=1, samples_per_fit=40, from_disk_cache=disk)
+        assert words in bench.format_report(bench.report(plain, ours, None, settings, bench.machine_info()))
+
+
 def test_report_command_keeps_the_report_defaults():
     cmd = bench.report_command("/tmp/r", cores=2, seed=4)
     assert cmd[1:5] == ["-m", "bayes.cli", "report", "--out"]
