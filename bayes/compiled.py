@@ -113,9 +113,11 @@ def compile_model(model):
 
     Same result and same ``with_data`` behaviour as ``nutpie.compile_pymc_model(model)``.
     """
+    from numba.core.errors import NumbaError
+
     try:
         return _compile_cached(model)
-    except (ImportError, AttributeError, TypeError) as exc:   # nutpie's internals moved
+    except (ImportError, AttributeError, TypeError, NumbaError) as exc:   # nutpie's internals moved
         import nutpie
 
         log.warning("cached compilation unavailable (%s); using nutpie.compile_pymc_model", exc)

@@ -100,3 +100,17 @@ def test_sampling_through_the_cached_model_is_seeded():
             for _ in range(2))
     np.testing.assert_array_equal(a.posterior["mu"].values, b.posterior["mu"].values)
     np.testing.assert_allclose(a.posterior["twice"].values, 2 * a.posterior["mu"].values)
+
+
+def test_falls_back_to_nutpie_when_its_internals_move(monkeypatch, caplog):
+    from bayes import compiled
+
+    def moved(model):
+        raise AttributeError("module 'nutpie.compile_pymc' has no attribute '_make_functions'")
+
+    monkeypatch.setattr(compiled, "_compile_cached", moved)
+    with caplog.at_level("WARNING", logger="bayes.compiled"):
+        fallback = compile_model(small_model())
+    assert "using nutpie.compile_pymc_model" in caplog.text and "_make_functions" in caplog.text
+    x = np.array([0.4, -0.3])
+    assert callback_logp(fallback, x)[0] == pytest.approx(reference(small_model(), x)[0], rel=1e-10)
