@@ -666,6 +666,9 @@ def cell_bf_column(interactions: pd.DataFrame) -> str | None:
     return None
 
 
+TIE_LOG10 = 0.5    # Bayes factors below 10^0.5 (about 3) are "not worth more than a bare mention"
+
+
 def comparison_sentence(table: pd.DataFrame, interactions: pd.DataFrame) -> str:
     """Plain language, with the caveats that apply to this table."""
     fitted = table[table["elpd_loo"].notna()]
@@ -684,13 +687,21 @@ def comparison_sentence(table: pd.DataFrame, interactions: pd.DataFrame) -> str:
     ml = fitted[fitted["log_ml"].notna()]
     if not ml.empty and ml["log10_bf_vs_additive"].notna().any():
         top = ml.loc[ml["log_ml"].idxmax()]
+        # models within TIE_LOG10 of the best are not told apart (a Bayes factor under ~3)
+        close = ml[ml["log_ml"] >= top["log_ml"] - TIE_LOG10 * math.log(10)]
         others = ml[(ml["model"] != REFERENCE) & ml["log10_bf_vs_additive"].notna()]
         bits = ", ".join(f"{r.model} {r.log10_bf_vs_additive:+.1f}" for r in others.itertuples())
-        text = (f"at equal prior odds the marginal likelihoods favour the {top['model']} model "
-                f"(log10 Bayes factors vs additive: {bits}")
+        if len(close) > 1:
+            names = list(close.sort_values("log_ml", ascending=False)["model"])
+            text = (f"at equal prior odds the marginal likelihoods cannot separate the "
+                    f"{', '.join(names[:-1])} and {names[-1]} models (within {TIE_LOG10:g} in log10 of each other; "
+                    f"log10 Bayes factors vs additive: {bits}")
+        else:
+            text = (f"at equal prior odds the marginal likelihoods favour the {top['model']} model "
+                    f"(log10 Bayes factors vs additive: {bits}")
         noise = float(np.nanmax(ml["log_ml_sd"])) / math.log(10)
         text += f"; {evidence_label(table)} error up to {noise:.2f} in log10 units)"
-        if top["model"] != best["model"]:
+        if best["model"] not in set(close["model"]):
             text += ", which disagrees with LOO"
         parts.append(text)
     if not interactions.empty:

@@ -248,3 +248,16 @@ def test_sentence_flags_extrapolated_savage_dickey():
     interactions = comp.interactions.assign(method="Savage-Dickey (normal approx.; 0 outside the posterior draws)")
     text = comparison_sentence(comp.table, interactions)
     assert "extrapolation" in text and "tumor_volume" in text
+
+
+def test_sentence_does_not_pick_a_winner_among_close_marginal_likelihoods():
+    comp = _comparison()
+    table = comp.table.copy()
+    table.loc[table["model"] == "additive", ["log_ml", "log10_bf_vs_additive"]] = [0.0, 0.0]
+    table.loc[table["model"] == "factorial", ["log_ml", "log10_bf_vs_additive"]] = [8.0, 8.0 / math.log(10)]
+    table.loc[table["model"] == "joint", ["log_ml", "log10_bf_vs_additive"]] = [7.5, 7.5 / math.log(10)]
+    text = comparison_sentence(table, comp.interactions)
+    assert "cannot separate the factorial and joint models" in text and "favour the" not in text
+    table.loc[table["model"] == "joint", ["log_ml", "log10_bf_vs_additive"]] = [5.0, 5.0 / math.log(10)]
+    text = comparison_sentence(table, comp.interactions)
+    assert "favour the factorial model" in text and "cannot separate" not in text
