@@ -3,18 +3,15 @@ from NUTS draws, and Savage-Dickey against bridge-sampling Bayes factors."""
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
 import pymc as pm
 import pytest
 
-import bayes
-from analytic_model import conjugate_normal
+from analytic_model import conjugate_normal, simulated_cell_fits
 from bayes.compare import CELL_BF, bridge_log_ml, compare_models
 from bayes.priors import load_prior_set
-from bayes.simulate import endpoint_truth, simulate_study
 
 pytestmark = pytest.mark.integration
 
@@ -42,12 +39,7 @@ def test_bridge_recovers_an_analytic_marginal_likelihood_from_nuts_draws():
 def test_savage_dickey_agrees_with_bridge_sampling_on_a_simulated_cell(quick, cache):
     """Additive is factorial with the interaction at 0, so BF10(interaction) by
     Savage-Dickey must equal ML(factorial) / ML(additive) by bridge sampling."""
-    truth = endpoint_truth("tumor_volume", "positive", "lower", baseline=math.log(1000.0),
-                           effects={"A": -0.2, "B": -0.3}, synergy=0.25, dispersion=0.25)
-    frame = simulate_study([truth], 8, np.random.default_rng(3), digits=0)
-    study = bayes.study_from_frame(frame, name="simulated cell")
-    settings = dataclasses.replace(quick, cores=1)
-    fits = {m: bayes.fit(study, model=m, settings=settings, cache=cache).fits for m in ("additive", "factorial")}
+    fits = simulated_cell_fits(quick, cache)
     comp = compare_models(fits, PRIORS, seed=9)
     row = comp.interactions.iloc[0]
     assert row["method"] == "Savage-Dickey (KDE)", "set-up: 0 must lie inside the posterior draws"

@@ -13,10 +13,9 @@ import numpy as np
 import pytest
 
 import bayes
-from analytic_model import conjugate_normal
+from analytic_model import conjugate_normal, simulated_cell_fits
 from bayes.compare import CELL_BF, compare_models, run_comparison, smc_log_ml, with_log_groups
 from bayes.priors import load_prior_set
-from bayes.simulate import endpoint_truth, simulate_study
 
 pytestmark = pytest.mark.integration
 
@@ -42,12 +41,7 @@ def test_smc_recovers_an_analytic_marginal_likelihood():
 def test_savage_dickey_agrees_with_smc_on_a_simulated_cell(quick, cache):
     """Additive is factorial with the interaction at 0, so BF10(interaction) by
     Savage-Dickey must equal ML(factorial) / ML(additive) by SMC."""
-    truth = endpoint_truth("tumor_volume", "positive", "lower", baseline=math.log(1000.0),
-                           effects={"A": -0.2, "B": -0.3}, synergy=0.25, dispersion=0.25)
-    frame = simulate_study([truth], 8, np.random.default_rng(3), digits=0)
-    study = bayes.study_from_frame(frame, name="simulated cell")
-    settings = dataclasses.replace(quick, cores=1)
-    fits = {m: bayes.fit(study, model=m, settings=settings, cache=cache).fits for m in ("additive", "factorial")}
+    fits = simulated_cell_fits(quick, cache)
     comp = compare_models(fits, PRIORS, evidence="smc", smc_draws=SMC_DRAWS, smc_chains=SMC_CHAINS, seed=9,
                           smc_cores=1)
     row = comp.interactions.iloc[0]
