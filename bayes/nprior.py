@@ -11,9 +11,18 @@ Three treatments, always stated in the output:
   summed over that grid exactly (``logsumexp``), so no discrete parameter is
   sampled and the posterior over n comes out as weights.
 
-Every treatment is expressed as the same grid with log-weights (``-inf`` for
-excluded values), so one compiled model serves all of them: an n-sensitivity
-sweep swaps the weights, not the model.  This module builds numbers; it
+Every treatment is expressed as a grid of candidate n with log prior
+weights, holding only the values the treatment allows: one value when n is
+known (reported, or fixed by assumption), the values the percentages allow
+when they restrict n.  The likelihood is evaluated once per arm and grid
+value, so a short grid is a fast model: an 18-point grid padded with
+``-inf`` weights cost 5x as much per gradient on the seed's tumour cell as
+the one value it allowed.  The grid's length is part of a compiled model's
+structure, so all fixed-n fits share one compiled model (an n-sensitivity
+sweep swaps data, not the model).  ``NPrior(pad=True)`` keeps the whole
+``low..high`` range with ``-inf`` for excluded values instead, so that
+tables whose percentages allow different n still share one compiled model
+(simulation studies: :mod:`bayes.validate`).  This module builds numbers; it
 imports no modelling library.
 """
 
@@ -37,6 +46,7 @@ class NPrior:
     value: int | None = None
     low: int = 3
     high: int = 20
+    pad: bool = False       # marginal grids keep all of low..high (see the module docstring)
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -63,7 +73,7 @@ class NPrior:
                 "(uniform, restricted to values consistent with the reported percentages)")
 
     def to_dict(self) -> dict:
-        return {"mode": self.mode, "value": self.value, "low": self.low, "high": self.high}
+        return {"mode": self.mode, "value": self.value, "low": self.low, "high": self.high, "pad": self.pad}
 
 
 @dataclass(frozen=True)
@@ -87,19 +97,19 @@ def cohort_n(nprior: NPrior, rows: pd.DataFrame) -> CohortN:
     """The grid and weights for one cohort's rows (all its endpoints)."""
     study, cohort = rows["study"].iloc[0], rows["cohort"].iloc[0]
     grid = nprior.grid
+    known = np.zeros(1)           # the log-weight of a one-value grid
     if rows["n"].notna().all():
+        # the grid value is never used: every arm's n comes from its row (n_matrix)
         values = sorted({int(v) for v in rows["n"]})
-        weight = np.where(grid == grid[0], 0.0, -np.inf)
-        return CohortN(study, cohort, grid, weight, True,
+        return CohortN(study, cohort, np.array([float(values[0])]), known, True,
                        f"n = {'/'.join(map(str, values))} per arm, as reported", tuple(values))
     percents = rows.loc[(rows["kind"] == "rate") & rows["n"].isna(), "percent"].to_list()
     compatible = compatible_n(percents, n_range=range(nprior.low, nprior.high + 1)) if percents else []
     if nprior.mode == "fixed":
-        weight = np.where(grid == nprior.value, 0.0, -np.inf)
         note = f"ASSUMED n = {nprior.value} per arm"
         if percents and nprior.value not in compatible:
             note += f" (NOT whole animals for the reported {', '.join(f'{p:g}' for p in percents)}%)"
-        return CohortN(study, cohort, grid, weight, False, note)
+        return CohortN(study, cohort, np.array([float(nprior.value)]), known, False, note)
     if percents and compatible:
         weight = np.where(np.isin(grid, compatible), 0.0, -np.inf)
         note = (f"n unknown, marginalised over {{{', '.join(map(str, compatible))}}} "
@@ -111,6 +121,8 @@ def cohort_n(nprior: NPrior, rows: pd.DataFrame) -> CohortN:
         if percents:
             note += "; no n in that range makes every percentage whole, so counts are rounded"
     weight = weight - np.log(np.isfinite(weight).sum())
+    if not nprior.pad:
+        grid, weight = grid[np.isfinite(weight)], weight[np.isfinite(weight)]
     return CohortN(study, cohort, grid, weight, False, note)
 
 

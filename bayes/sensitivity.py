@@ -5,9 +5,10 @@ same model under different assumptions and put the key results side by side
 (per endpoint, Bliss, and the pooled synergy of the joint model: mean,
 interval and P(synergy)):
 
-* ``n_sensitivity``: each assumed n per arm, and n marginalised.  Every n
-  treatment is the same model with different prior weights on the n grid
-  (:mod:`bayes.nprior`), so the sweep re-uses one compiled model;
+* ``n_sensitivity``: each assumed n per arm, and n marginalised.  Every
+  assumed n is the same model (a one-value n grid, :mod:`bayes.nprior`)
+  with other data, so the sweep compiles (or loads) one model for all of
+  them;
 * ``prior_sensitivity``: each named prior set (``bayes/priors/*.yaml``);
 * ``se_what_if``: the paper's "±" read as the standard error of the mean
   instead of the SD, one cohort at a time and all at once.  SEM = SD /

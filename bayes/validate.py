@@ -82,7 +82,8 @@ BAND_SIMULATIONS = 2000           # simulations behind the simultaneous ECDF ban
 # Positive endpoints are simulated with the control near 1000 (mm3, pg/mL), so rounding to
 # whole units (PAPER_DIGITS) is as coarse as in a real table.
 UNIT_SCALE = 1000.0
-N_LOW, N_HIGH = 3, 20             # the model's default n prior (NPrior())
+N_LOW, N_HIGH = 3, 20             # the model's default n prior (NPrior()), padded: every simulated
+#                                   table then shares one compiled model whatever n its percentages allow
 AGENTS = ("A", "B")
 ROLES = ("synergy", "effect", "nuisance", "n")
 
@@ -211,7 +212,7 @@ def _template_spec(tag: str):
                                          cohort=ep.cohort, unit=ep.unit))
         frame = simulate_study(truths, 10, np.random.default_rng(0), report_n=False, digits=PAPER_DIGITS)
         study = study_from_frame(frame, name=f"SBC template {tag}")
-        _TEMPLATES[tag] = model_specs(study, tag.split("-")[0], NPrior(low=N_LOW, high=N_HIGH))[0]
+        _TEMPLATES[tag] = model_specs(study, tag.split("-")[0], NPrior(low=N_LOW, high=N_HIGH, pad=True))[0]
     return _TEMPLATES[tag]
 
 
@@ -510,7 +511,7 @@ def sbc_one(family: str, kind: str | None = None, index: int = 0, seed: int = co
     frame = simulate_table(tag, template.cells, values, n_true, np.random.default_rng(seeds["data"]),
                            report_n=report_n)
     study = study_from_frame(frame, name=f"SBC {tag} #{index}")
-    spec = model_specs(study, family, NPrior(low=N_LOW, high=N_HIGH))[0]
+    spec = model_specs(study, family, NPrior(low=N_LOW, high=N_HIGH, pad=True))[0]
     if spec.structure != template.structure:
         raise RuntimeError(f"simulated table of {tag} #{index} does not have the family's layout")
 

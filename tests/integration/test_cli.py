@@ -59,7 +59,7 @@ def test_fit_records_the_stamp(seed_run):
     meta = json.loads((out / "run.json").read_text())
     assert meta["bayes_version"] == "0.1.0"
     assert meta["data_hash"].startswith("sha256:")
-    assert meta["n_prior"] == {"mode": "marginal", "value": None, "low": 3, "high": 20}
+    assert meta["n_prior"] == {"mode": "marginal", "value": None, "low": 3, "high": 20, "pad": False}
     assert "marginalised over {5, 10, 15, 20}" in meta["n_treatment"]["imatinib_il2_melanoma/tumor_volume"]
     assert meta["model"] == "joint"
     assert meta["sampler"]["draws"] == 2000 and meta["sampler"]["seed"] == 20261129

@@ -38,9 +38,11 @@ def test_same_seed_same_numbers_other_seed_other_numbers(tumour, cache, quick):
 def test_one_compilation_serves_every_cell_of_the_same_shape(seed_study, quick):
     from bayes.analysis import as_nprior, model_specs
 
-    # tumour volume and IFN-gamma (both positive 2x2) share one structure; survival and NK lysis one each
+    # tumour volume and IFN-gamma are both positive 2x2 cells, but tumour volume's n grid holds only
+    # the 4 values its cohort's survival percentages allow, IFN-gamma's all 18: four structures
     specs = model_specs(seed_study, "factorial", as_nprior(None))
-    assert len(specs) == 4 and len({spec.structure for spec in specs}) == 3
+    assert len(specs) == 4 and len({spec.structure for spec in specs}) == 4
+    assert len({spec.structure for spec in model_specs(seed_study, "factorial", as_nprior(10))}) == 3
     positive = bayes.study_from_frame(
         seed_study.table.query("kind == 'positive'")[["study", "endpoint", "arm", "mean", "sd", "day", "unit",
                                                       "cohort"]]
@@ -49,7 +51,9 @@ def test_one_compilation_serves_every_cell_of_the_same_shape(seed_study, quick):
     result = bayes.fit(positive, model="factorial", settings=quick, cache=fresh)
     assert len(result.diagnostics) == 2 and fresh.compilations == 1   # two fits, one compilation
     bayes.fit(positive, model="factorial", n=10, settings=quick, cache=fresh)
-    assert fresh.compilations == 1  # a fixed n is new weights on the same grid, not a new model
+    assert fresh.compilations == 2  # a fixed n is a one-value grid: another model ...
+    bayes.fit(positive, model="factorial", n=6, settings=quick, cache=fresh)
+    assert fresh.compilations == 2  # ... which every fixed n shares
     # coordinates are the cell's own, not the first compiled cell's
     ifn = result.cell("imatinib_il2_melanoma", "ifn_gamma")["posterior"]
     assert list(ifn["agent"].values) == ["imatinib", "IL-2"]

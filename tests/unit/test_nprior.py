@@ -45,11 +45,11 @@ def test_nprior_defaults_and_grid():
     assert (default.mode, default.value, default.low, default.high) == ("marginal", None, 3, 20)
     np.testing.assert_array_equal(default.grid, np.arange(3, 21, dtype=float))
     assert "marginalised over n = 3..20" in default.describe()
-    assert default.to_dict() == {"mode": "marginal", "value": None, "low": 3, "high": 20}
+    assert default.to_dict() == {"mode": "marginal", "value": None, "low": 3, "high": 20, "pad": False}
 
 
 def test_nprior_fixed_widens_the_range_to_include_the_value():
-    assert NPrior.fixed(10).to_dict() == {"mode": "fixed", "value": 10, "low": 3, "high": 20}
+    assert NPrior.fixed(10).to_dict() == {"mode": "fixed", "value": 10, "low": 3, "high": 20, "pad": False}
     assert NPrior.fixed(25).high == 25 and NPrior.fixed(25).grid[-1] == 25
     assert NPrior.fixed(2).low == 2
     assert NPrior.fixed(10).describe() == "ASSUMED n = 10 per arm where not reported"
@@ -79,10 +79,17 @@ def test_seed_in_vivo_cohort_marginal_allows_multiples_of_five(seed):
     assert (group.study, group.cohort, group.reported) == (STUDY, "in_vivo", False)
     # 0, 0, 20, 80 % of whole animals: 20% = 1/5 needs n in 5, 10, 15, 20
     assert group.allowed == [5, 10, 15, 20]
-    p = probs(group)
+    # the grid holds only the allowed values (the likelihood is evaluated at each grid value)
+    np.testing.assert_array_equal(group.grid, [5, 10, 15, 20])
+    np.testing.assert_allclose(probs(group), 0.25, rtol=1e-12)
+    # padded: the whole range, the excluded values at weight 0 (one compiled model for any table)
+    padded = cohort_n(NPrior(pad=True), cohort_rows(seed.table, STUDY, "in_vivo"))
+    np.testing.assert_array_equal(padded.grid, np.arange(3, 21))
+    p = probs(padded)
     assert p.sum() == pytest.approx(1.0, rel=1e-12)
-    np.testing.assert_allclose(p[np.isin(group.grid, [5, 10, 15, 20])], 0.25, rtol=1e-12)
-    assert np.all(p[~np.isin(group.grid, [5, 10, 15, 20])] == 0.0)
+    np.testing.assert_allclose(p[np.isin(padded.grid, [5, 10, 15, 20])], 0.25, rtol=1e-12)
+    assert np.all(p[~np.isin(padded.grid, [5, 10, 15, 20])] == 0.0)
+    assert padded.note == group.note
     assert group.note == ("n unknown, marginalised over {5, 10, 15, 20} (the n in 3..20 for which "
                           "0, 0, 20, 80% are whole animals)")
 
@@ -90,7 +97,7 @@ def test_seed_in_vivo_cohort_marginal_allows_multiples_of_five(seed):
 def test_narrower_range_narrows_the_allowed_set(seed):
     group = cohort_n(NPrior(low=3, high=12), cohort_rows(seed.table, STUDY, "in_vivo"))
     assert group.allowed == [5, 10]
-    np.testing.assert_array_equal(group.grid, np.arange(3, 13))
+    np.testing.assert_array_equal(group.grid, [5, 10])
     assert probs(group).sum() == pytest.approx(1.0)
 
 
@@ -105,6 +112,9 @@ def test_cohort_without_rates_is_uniform_over_the_range(seed):
 def test_fixed_n_compatible_with_the_rates(seed):
     group = cohort_n(NPrior.fixed(10), cohort_rows(seed.table, STUDY, "in_vivo"))
     assert group.allowed == [10]
+    # a known n is a one-value grid: the likelihood is evaluated once per arm, not 18 times
+    np.testing.assert_array_equal(group.grid, [10.0])
+    np.testing.assert_array_equal(group.log_weight, [0.0])
     assert probs(group).sum() == pytest.approx(1.0)
     assert group.note == "ASSUMED n = 10 per arm"
     assert "NOT" not in group.note
@@ -129,8 +139,8 @@ def test_fully_reported_cohort_ignores_the_n_treatment():
         group = cohort_n(nprior, mice)
         assert group.reported is True
         assert group.note == "n = 8 per arm, as reported"
-        # one grid row carries all the weight; n_matrix puts the reported n in it
-        assert np.isfinite(group.log_weight).sum() == 1
+        # a one-value grid; n_matrix puts the reported n in it
+        assert len(group.grid) == 1 and group.log_weight.tolist() == [0.0]
         assert probs(group).sum() == pytest.approx(1.0)
         np.testing.assert_array_equal(n_matrix(mice, group.grid), np.full((len(group.grid), 8), 8.0))
 
@@ -233,7 +243,7 @@ def test_n_posterior_table_of_a_marginal_cohort(seed):
 
     from bayes.analysis import _n_table
 
-    group = cohort_n(NPrior(), cohort_rows(seed.table, STUDY, "in_vivo"))
+    group = cohort_n(NPrior(pad=True), cohort_rows(seed.table, STUDY, "in_vivo"))
     post = np.zeros((2, 3, 18))
     post[..., [2, 7, 12, 17]] = [0.1, 0.5, 0.3, 0.1]          # n = 5, 10, 15, 20
     tree = xr.DataTree.from_dict({"posterior": xr.Dataset({"n_weight": (("chain", "draw", "n"), post)})})
