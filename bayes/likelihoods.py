@@ -154,7 +154,7 @@ EXCESS_SWITCH = 5e-4
 MAX_CORRELATION = 0.75
 
 
-def sample_variance_law(obs_var, var, kurt, n, edge_shape=None):
+def sample_variance_law(obs_var, var, kurt, n, edge_shape=None, leptokurtic=False):
     """Log density of a sample variance ``obs_var`` of n values, and E[u], E[u^3] for u = s / sqrt(var).
 
     Matches the exact mean ``var`` and relative variance r = 2/(n-1) + kurt/n
@@ -165,6 +165,11 @@ def sample_variance_law(obs_var, var, kurt, n, edge_shape=None):
     values at that bound).  When r > 1/alpha: ``var * c * B``, B ~
     BetaPrime(alpha, beta), with beta and c solving the two moments (extra
     variance in a power-law right tail); otherwise Gamma(1/r, rate 1/(r var)).
+    ``leptokurtic=True`` promises kurt > 0 (log-normal values: r alpha - 1 =
+    kurt (n-1)/(2n) > 0), so the Gamma branch is not built: it would be taken
+    only for log-sds below about 0.008, where the F-type law on the clipped
+    excess stands in for it within O(EXCESS_SWITCH), and building it costs
+    three log-gammas and their gradients per arm and n.
     Shapes (G, arm) from ``n``; the others broadcast.
     """
     alpha = (n - 1) / 2
@@ -183,6 +188,8 @@ def sample_variance_law(obs_var, var, kurt, n, edge_shape=None):
     # (and their digamma gradients) per arm and n: the likelihood's main cost
     bp_m1 = pt.sqrt(c) * pt.exp(gammaln(alpha + 0.5) - gammaln(alpha) + gammaln(beta - 0.5) - gammaln(beta))
     bp_m3 = bp_m1 * c * (alpha + 0.5) / (beta - 1.5)
+    if leptokurtic:
+        return lp_heavy, bp_m1, bp_m3
 
     # Gamma branch with the exact relative variance (clipped likewise)
     shape = 1 / pt.minimum(r, (1 + EXCESS_SWITCH) / alpha)
@@ -196,13 +203,15 @@ def sample_variance_law(obs_var, var, kurt, n, edge_shape=None):
             pt.switch(heavy, bp_m3, gm_m3))
 
 
-def summary_loglik(obs_mean, obs_var, mean, var, n, skew=0.0, kurt=0.0, edge_shape=None):
+def summary_loglik(obs_mean, obs_var, mean, var, n, skew=0.0, kurt=0.0, edge_shape=None,
+                   leptokurtic=False):
     """Log-likelihood (G, arm) of a reported mean and variance from n values.
 
     ``obs_mean`` is (arm,), ``obs_var`` and ``n`` are (G, arm); the moments
     (mean, variance, skewness, excess kurtosis of one value) and
     ``edge_shape`` (Beta values: :func:`beta_edge_shape`; ``None``: a density
-    without a pole at a bound) are (arm,).
+    without a pole at a bound) are (arm,); ``leptokurtic``: see
+    :func:`sample_variance_law`.
     With ``skew = kurt = 0`` this is the normal-theory likelihood: mean ~
     Normal(mean, sqrt(var/n)) independent of variance ~ Gamma((n-1)/2, rate
     (n-1)/(2 var)).  Otherwise see the module docstring.
@@ -216,7 +225,7 @@ def summary_loglik(obs_mean, obs_var, mean, var, n, skew=0.0, kurt=0.0, edge_sha
         kurt = kurt[None, :]
     if edge_shape is not None:
         edge_shape = pt.as_tensor_variable(edge_shape)[None, :]
-    lp_var, m1, m3 = sample_variance_law(obs_var, var, kurt, n, edge_shape)
+    lp_var, m1, m3 = sample_variance_law(obs_var, var, kurt, n, edge_shape, leptokurtic)
     # the mean given the SD: linear in u = s / sqrt(var) with the slope that gives
     # the exact Cov(mean, s^2) = mu3 / n under the law above; correlation clipped
     slope = skew / (n * (m3 - m1))

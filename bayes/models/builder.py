@@ -173,7 +173,9 @@ def _cell_likelihood(i: int, cell: Cell, eta, data: dict, priors: PriorSet):
         skew, kurt = lik.beta_shape(mean, precision)
         edge = lik.beta_edge_shape(mean, precision)
     log_jacobian = pm.Data(p + "log_jacobian", data[p + "log_jacobian"])    # log n for SE-reported arms
-    return lik.summary_loglik(obs_mean, obs_var, mean, var, n, skew, kurt, edge) + log_jacobian, mean
+    loglik = lik.summary_loglik(obs_mean, obs_var, mean, var, n, skew, kurt, edge,
+                                leptokurtic=cell.kind == "positive")
+    return loglik + log_jacobian, mean
 
 
 def _independent_effects(i: int, cell: Cell, priors: PriorSet, data: dict | None = None):
