@@ -101,6 +101,7 @@ from bayes.errors import BayesError, InputError
 from bayes.models.builder import ModelSpec, build_model, interaction_prior, prefix
 from bayes.priors import Prior, PriorSet, load_prior_set
 from bayes.results import write_atomic
+from bayes.sampling import DEFAULT_CACHE, compiled_with_data
 
 MODEL_ORDER = ("additive", "factorial", "joint", "link")
 REFERENCE = "additive"
@@ -494,22 +495,46 @@ def unconstrained_draws(model, tree: xr.DataTree) -> tuple[list, np.ndarray]:
     return layout, np.concatenate(columns, axis=-1)
 
 
-def bridge_log_ml(model, tree: xr.DataTree, *, seed: int, repetitions: int = BRIDGE_REPS) -> BridgeEstimate:
+def compiled_log_density(compiled):
+    """``x -> log density`` at a flat unconstrained point, from a nutpie compiled
+    model (:mod:`bayes.compiled`) with its data: the PyTensor function nutpie
+    samples with (numba, ``model.logp()`` with Jacobians, and its gradient),
+    which is already compiled, so bridge sampling after a fit compiles
+    nothing.  Its data are set to the compiled model's (``with_data``) first;
+    the columns are the free variables in ``model.free_RVs`` order, as in
+    :func:`unconstrained_draws`."""
+    function = compiled.logp_func
+    for var, key in compiled.shared_var_keys.items():
+        var.set_value(compiled.shared_data[key])
+
+    def log_density(point: np.ndarray) -> float:
+        return float(function(np.ascontiguousarray(point, dtype=float))[0])
+
+    return log_density
+
+
+def bridge_log_ml(model, tree: xr.DataTree, *, seed: int, repetitions: int = BRIDGE_REPS,
+                  compiled=None) -> BridgeEstimate:
     """Bridge-sampling log marginal likelihood of a PyMC model from its posterior
     draws (``tree["posterior"]``, constrained scale, as sampled from that
     model): the unnormalised density is ``model.logp(jacobian=True)`` (priors,
     observed variables, Potentials and the log-Jacobians of the transforms)
-    on the unconstrained space, compiled once.  Unpacks as ``(log_ml, sd)``;
-    see :class:`BridgeEstimate` and :func:`bridge_sampling`."""
+    on the unconstrained space.  ``compiled``: the model's nutpie compiled
+    model with the fit's data (:func:`compiled_log_density`); without it the
+    density is compiled here.  Unpacks as ``(log_ml, sd)``; see
+    :class:`BridgeEstimate` and :func:`bridge_sampling`."""
     start = time.perf_counter()
     layout, draws = unconstrained_draws(model, tree)
-    logp = model.compile_logp(jacobian=True)
-    names = [value.name for value, _ in layout]
-    offsets = np.cumsum([0] + [int(np.prod(shape)) for _, shape in layout])
+    if compiled is not None:
+        log_density = compiled_log_density(compiled)
+    else:
+        logp = model.compile_logp(jacobian=True)
+        names = [value.name for value, _ in layout]
+        offsets = np.cumsum([0] + [int(np.prod(shape)) for _, shape in layout])
 
-    def log_density(point: np.ndarray) -> float:
-        return float(logp({name: point[offsets[i]:offsets[i + 1]].reshape(layout[i][1])
-                           for i, name in enumerate(names)}))
+        def log_density(point: np.ndarray) -> float:
+            return float(logp({name: point[offsets[i]:offsets[i + 1]].reshape(layout[i][1])
+                               for i, name in enumerate(names)}))
 
     estimate = bridge_sampling(log_density, draws, seed=seed, repetitions=repetitions)
     estimate.seconds = time.perf_counter() - start
@@ -727,7 +752,8 @@ def comparison_sentence(table: pd.DataFrame, interactions: pd.DataFrame) -> str:
 def compare_models(fits: dict[str, list[tuple[ModelSpec, xr.DataTree]]], priors: PriorSet | str = "default",
                    *, evidence: str = "bridge", smc_draws: int = SMC_DRAWS, smc_chains: int = SMC_CHAINS,
                    bridge_reps: int = BRIDGE_REPS, seed: int, progress=None, skipped: dict[str, str] | None = None,
-                   notes: dict[str, str] | None = None, smc_cores: int | None = None) -> Comparison:
+                   notes: dict[str, str] | None = None, smc_cores: int | None = None,
+                   cache=DEFAULT_CACHE) -> Comparison:
     """Compare models fitted to the same study.
 
     ``fits`` maps a model name to its fits, as ``bayes.fit(...).fits`` or
@@ -738,7 +764,11 @@ def compare_models(fits: dict[str, list[tuple[ModelSpec, xr.DataTree]]], priors:
     likelihoods: ``"bridge"`` (default; :func:`bridge_log_ml` on the draws,
     ``bridge_reps`` repetitions), ``"smc"`` (:func:`smc_log_ml`, ``smc_chains``
     x ``smc_draws`` particles on ``smc_cores``; a cross-check) or ``"none"``;
-    with ``"smc"``, ``smc_draws`` = 0 also skips them.  ``progress`` is an
+    with ``"smc"``, ``smc_draws`` = 0 also skips them.  ``cache``: the
+    :class:`~bayes.sampling.ModelCache` the fits were sampled with (bridge
+    sampling then evaluates the density with their compiled models; a model
+    not in it is compiled into it); ``None`` compiles each density apart.
+    ``progress`` is an
     optional callable taking one line of text, called before each long step.
     """
     import arviz as az
@@ -788,7 +818,8 @@ def compare_models(fits: dict[str, list[tuple[ModelSpec, xr.DataTree]]], priors:
                 if progress:
                     progress(f"bridge sampling marginal likelihood: {name} model, {label} "
                              f"({bridge_reps} repetitions)")
-                est = bridge_log_ml(model, raw, seed=_sub_seed(seed, "bridge", name, k), repetitions=bridge_reps)
+                est = bridge_log_ml(model, raw, seed=_sub_seed(seed, "bridge", name, k), repetitions=bridge_reps,
+                                    compiled=None if cache is None else compiled_with_data(spec, prior_set, cache)[0])
                 value, sd, took = est.log_ml, est.sd, est.seconds
             else:
                 if progress:
@@ -900,5 +931,5 @@ def run_comparison(study, *, priors: PriorSet | str = "default", settings=None, 
         step=(lambda name, line: progress(line)) if progress else None)
     comparison = compare_models(fits, prior_set, evidence=evidence, smc_draws=smc_draws, smc_chains=smc_chains,
                                 bridge_reps=bridge_reps, seed=seed, progress=progress, skipped=skipped,
-                                notes=notes, smc_cores=smc_cores)
+                                notes=notes, smc_cores=smc_cores, cache=cache or DEFAULT_CACHE)
     return comparison, results

@@ -120,19 +120,25 @@ def _drop_object_stats(tree: xr.DataTree) -> xr.DataTree:
     return tree
 
 
+def compiled_with_data(spec: ModelSpec, priors: PriorSet, cache: ModelCache) -> tuple[object, list[str]]:
+    """The nutpie compiled model of ``spec`` under ``priors`` with their data
+    swapped in, and its free variables.  Compiled (or loaded from disk) once
+    per structure and prior *shape*: the prior set's numbers are data too."""
+    build = lambda: build_model(spec, priors)  # noqa: E731
+    compiled, free = cache.compiled((spec.structure, priors.shape_hash), build)
+    values = {**spec.data(), **cache.prior_values((spec.structure, priors.hash), build)}
+    return compiled.with_data(**values), free
+
+
 def sample_spec(spec: ModelSpec, priors: PriorSet, *, settings: SamplerSettings, key: str,
                 cache: ModelCache | None = None) -> tuple[xr.DataTree, list[str]]:
     """Sample one model: its ArviZ DataTree (per-cell names still prefixed) and free variables."""
     seed = cell_seed(settings.seed, key)
-    build = lambda: build_model(spec, priors)  # noqa: E731
     if settings.sampler == "nutpie":
         import nutpie
 
-        cache = cache or DEFAULT_CACHE
-        # Compiled per structure and prior *shape*; the prior set's numbers are data.
-        compiled, free = cache.compiled((spec.structure, priors.shape_hash), build)
-        values = {**spec.data(), **cache.prior_values((spec.structure, priors.hash), build)}
-        tree = nutpie.sample(compiled.with_data(**values), draws=settings.draws,
+        compiled, free = compiled_with_data(spec, priors, cache or DEFAULT_CACHE)
+        tree = nutpie.sample(compiled, draws=settings.draws,
                              tune=settings.tune, chains=settings.chains, cores=settings.cores,
                              seed=seed, target_accept=settings.target_accept, adaptation=settings.adaptation,
                              progress_bar=False, save_warmup=False)
@@ -140,7 +146,7 @@ def sample_spec(spec: ModelSpec, priors: PriorSet, *, settings: SamplerSettings,
     else:
         import pymc as pm
 
-        model = build()
+        model = build_model(spec, priors)
         free = [rv.name for rv in model.free_RVs]
         with model:
             tree = pm.sample(draws=settings.draws, tune=settings.tune, chains=settings.chains,
