@@ -165,6 +165,21 @@ def test_summary_loglik_equals_scipy_reference_lognormal(s, n):
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize("s, n", LN_CASES)
+def test_leptokurtic_law_is_the_reference_for_log_normal_values(s, n):
+    # the model's positive cells build only the F-type branch (leptokurtic=True): same numbers
+    rng = np.random.default_rng(int(100 * s) + n)
+    x = rng.lognormal(-s * s / 2, s, size=(6, n))
+    obs_mean, obs_var = x.mean(axis=1), x.var(axis=1, ddof=1)
+    sd = np.full(6, s) * np.linspace(0.8, 1.2, 6)
+    E, V, _ = lognormal_closed(np.full(6, -s * s / 2), sd)
+    skew, kurt = lognormal_shape_closed(sd)
+    got = ev(lik.summary_loglik(const(obs_mean), const(obs_var[None, :]), const(E), const(V),
+                                const(np.full((1, 6), float(n))), const(skew), const(kurt), leptokurtic=True))[0]
+    want = [summary_reference(*args, n) for args in zip(obs_mean, obs_var, E, V, skew, kurt)]
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+
+
 @pytest.mark.parametrize("mu, phi", BETA_CASES)
 def test_summary_loglik_equals_scipy_reference_beta(mu, phi):
     # both laws of the variance: kurtosis > 0 (F-type) and <= 0 (Gamma), skewed either way
