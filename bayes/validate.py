@@ -82,8 +82,7 @@ BAND_SIMULATIONS = 2000           # simulations behind the simultaneous ECDF ban
 # Positive endpoints are simulated with the control near 1000 (mm3, pg/mL), so rounding to
 # whole units (PAPER_DIGITS) is as coarse as in a real table.
 UNIT_SCALE = 1000.0
-N_LOW, N_HIGH = 3, 20             # the model's default n prior (NPrior()), padded: every simulated
-#                                   table then shares one compiled model whatever n its percentages allow
+N_LOW, N_HIGH = 3, 20             # the model's default n prior (NPrior()); see n_prior()
 AGENTS = ("A", "B")
 ROLES = ("synergy", "effect", "nuisance", "n")
 
@@ -195,12 +194,19 @@ def simulate_table(tag: str, cells, values: dict, n: dict[str, int], rng: np.ran
     return simulate_study(truths, n, rng, study="sim", report_n=report_n, digits=PAPER_DIGITS)
 
 
+def n_prior():
+    """The n prior every simulation is fitted with: the default range, padded, so that
+    every simulated table shares one compiled model whatever n its percentages allow."""
+    from bayes.nprior import NPrior
+
+    return NPrior(low=N_LOW, high=N_HIGH, pad=True)
+
+
 def _template_spec(tag: str):
     """The family's model spec on a fixed simulated table (for structure and forward draws)."""
     if tag not in _TEMPLATES:
         from bayes.analysis import model_specs
         from bayes.data import study_from_frame
-        from bayes.nprior import NPrior
         from bayes.simulate import PAPER_DIGITS, endpoint_truth, simulate_study
 
         truths = []
@@ -212,7 +218,7 @@ def _template_spec(tag: str):
                                          cohort=ep.cohort, unit=ep.unit))
         frame = simulate_study(truths, 10, np.random.default_rng(0), report_n=False, digits=PAPER_DIGITS)
         study = study_from_frame(frame, name=f"SBC template {tag}")
-        _TEMPLATES[tag] = model_specs(study, tag.split("-")[0], NPrior(low=N_LOW, high=N_HIGH, pad=True))[0]
+        _TEMPLATES[tag] = model_specs(study, tag.split("-")[0], n_prior())[0]
     return _TEMPLATES[tag]
 
 
@@ -493,7 +499,6 @@ def sbc_one(family: str, kind: str | None = None, index: int = 0, seed: int = co
     global FITS
     from bayes.analysis import model_specs
     from bayes.data import study_from_frame
-    from bayes.nprior import NPrior
     from bayes.priors import load_prior_set
     from bayes.sampling import SamplerSettings, diagnose, sample_spec
 
@@ -511,7 +516,7 @@ def sbc_one(family: str, kind: str | None = None, index: int = 0, seed: int = co
     frame = simulate_table(tag, template.cells, values, n_true, np.random.default_rng(seeds["data"]),
                            report_n=report_n)
     study = study_from_frame(frame, name=f"SBC {tag} #{index}")
-    spec = model_specs(study, family, NPrior(low=N_LOW, high=N_HIGH, pad=True))[0]
+    spec = model_specs(study, family, n_prior())[0]
     if spec.structure != template.structure:
         raise RuntimeError(f"simulated table of {tag} #{index} does not have the family's layout")
 
