@@ -62,11 +62,12 @@ SMC_CHAINS = 2 if QUICK else 4
 # The additive model is misspecified whenever the data have an interaction
 # (the seed's tumour volume): at 0.95 it showed 1 divergence in 8000 draws
 # for one seed of three; at 0.99, none over the same three seeds (ESS >= 830).
-# The NK-link model's likelihood ridge (direct effects vs link x activation)
-# needs small steps: on the seed at 0.95, seed 20261129 gave 1 divergence and
-# seed 2 a tail ESS of 243 (both fail the gate); at 0.99 all three seeds
-# passed (R-hat <= 1.005, ESS >= 1237, no divergences).
-TARGET_ACCEPT = {"factorial": 0.95, "additive": 0.99, "joint": 0.95, "link": 0.99}
+# The NK-link model, sampled in the coordinates its data pin (outcome totals
+# direct + NK-carried, centred immune residuals: bayes.models.link), needs no
+# more than the others: on the seed at 0.95 six seeds (20261129, 1-5) gave no
+# divergences, R-hat <= 1.0035 and ESS >= 1842 at about 18 leapfrog steps per
+# draw.  (In the earlier coordinates it needed 0.99 and about 60 steps.)
+TARGET_ACCEPT = {"factorial": 0.95, "additive": 0.99, "joint": 0.95, "link": 0.95}
 ADAPTATION = {"factorial": "low_rank", "additive": "low_rank", "joint": "low_rank", "link": "low_rank"}
 
 

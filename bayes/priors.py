@@ -35,6 +35,8 @@ ALLOWED_DISTS = (
     "Gamma", "InverseGamma", "Cauchy", "HalfCauchy", "Laplace", "Beta", "Uniform",
     "TruncatedNormal",
 )
+# Families whose ``mu`` is a pure location (X + c has the law with mu + c): see Prior.create_variable.
+LOCATION_FAMILIES = ("Normal", "StudentT", "Laplace")
 
 # Suffix of the pm.Data holding a prior's numeric parameter (see Prior.create_variable).
 PRIOR_DATA_SUFFIX = "__prior"
@@ -105,13 +107,23 @@ class Prior:
         except (TypeError, ValueError) as err:
             raise ValueError(f"{where}: {self.dist}({', '.join(self.kwargs)}) is not valid: {err}") from None
 
-    def create_variable(self, name: str, *, dims=None):
+    @property
+    def shiftable(self) -> bool:
+        """Whether :meth:`create_variable` can move this prior by a ``shift``
+        (a location family: X + c has the same law with ``mu`` + c)."""
+        return self.dist in LOCATION_FAMILIES
+
+    def create_variable(self, name: str, *, dims=None, shift=None):
         """Add this prior to the model on the context stack as ``name``.
 
         Numeric parameters enter as ``pm.Data`` named ``<name>_<kwarg>__prior``
         rather than as constants, so a model compiled under one prior set is
         re-used under another of the same shape (same distributions) by
         swapping values (:func:`prior_values`), never recompiled.
+
+        ``shift`` (a tensor; location families only, :attr:`shiftable`): the
+        variable is ``X + shift`` with X following this prior, i.e. its
+        ``mu`` is moved by ``shift``.
         """
         import numpy as np
         import pymc as pm
@@ -119,6 +131,11 @@ class Prior:
         kwargs = {k: v.create_variable(f"{name}_{k}") if isinstance(v, Prior)
                   else pm.Data(f"{name}_{k}{PRIOR_DATA_SUFFIX}", np.asarray(v, dtype=float))
                   for k, v in self.kwargs.items()}
+        if shift is not None:
+            if not self.shiftable:
+                raise ValueError(f"{self.dist} is not a location family ({', '.join(LOCATION_FAMILIES)}): "
+                                 "it cannot be shifted")
+            kwargs["mu"] = kwargs.get("mu", 0.0) + shift
         return getattr(pm, self.dist)(name, **kwargs, dims=dims)
 
     def signature(self) -> dict[str, Any]:

@@ -12,7 +12,7 @@ cells (:data:`OUTCOME`) through a link coefficient ``theta``:
   readout (``nk_lysis`` when present) is the reference: ``lambda = 1``, so
   ``a`` is in that readout's link units (logit of % lysis); the others have
   ``lambda_e ~ HalfNormal(1)`` (more activation = more lysis / more IFN).
-  ``u_e(arm) = tau_e * z`` (non-centred, non-control arms only, control is
+  ``u_e(arm) ~ Normal(0, tau_e)`` (centred, non-control arms only, control is
   absorbed by the baseline), ``tau_e ~ LogNormal(log 0.15, 0.5)``: how far a readout
   may depart from the shared pattern (IFN-gamma in the seed is super-additive
   but sub-multiplicative while lysis is clearly super-additive; the residual
@@ -20,7 +20,10 @@ cells (:data:`OUTCOME`) through a link coefficient ``theta``:
 * outcome cell T: ``eta_T = baseline_T + beta_T . x + gamma_T . z + theta_T * a``
   with direct (non-NK) agent effects ``beta`` and direct interaction
   ``gamma`` (the prior set's ``agent_effect`` / ``interaction`` priors on the
-  cell's link) and ``theta_T ~ Normal(0, 1)`` per outcome endpoint.
+  cell's link) and ``theta_T ~ Normal(0, 1)`` per outcome endpoint.  The
+  sampler sees the totals ``beta + theta * alpha`` and ``gamma + theta *
+  alpha_combo`` that the outcome measures (:func:`_total_effects`; same
+  posterior, far fewer leapfrog steps).
 * other cells: independent factorial effects, as in the factorial model.
 
 The alphas take the prior set's ``agent_effect`` / ``interaction`` priors on
@@ -42,7 +45,7 @@ its scale by the reference loading of 1.
 Model-level variables (no cell prefix, kept by ``split_cells`` in the model
 tree): ``alpha_agent`` (latent_agent), ``alpha_combo`` (latent_combo),
 ``activation`` (latent_arm), ``loading`` and ``residual_sd`` (immune),
-``residual_z``, ``link`` (outcome), ``nk_interaction`` and
+``immune_residual`` (the non-control arms' ``u``, readout by readout), ``link`` (outcome), ``nk_interaction`` and
 ``direct_interaction`` (outcome x latent_combo).
 """
 
@@ -205,16 +208,20 @@ def link_effects(spec: ModelSpec, priors: PriorSet) -> list:
         loading = pm.Deterministic("loading", pt.concatenate([pt.ones(1), free_loading]), dims="immune")
     else:
         loading = pm.Deterministic("loading", pt.ones(1), dims="immune")
-    # boundary-avoiding (LogNormal, median RESIDUAL_SD / 2): a HalfNormal let the
-    # non-centred residual funnel near 0 (R-hat 1.013, ESS 226 on the seed)
+    # boundary-avoiding (LogNormal, median RESIDUAL_SD / 2): with a HalfNormal the
+    # residuals' funnel near 0 showed (R-hat 1.013, ESS 226 on the seed)
     residual_sd = pm.LogNormal("residual_sd", np.log(RESIDUAL_SD / 2), 0.5, dims="immune")
     n_arms = [len(cells[i].design.arms) - 1 for i in lay.immune]
-    residual_z = pm.Normal("residual_z", 0.0, 1.0, shape=sum(n_arms))
+    # centred: the immune data pin each residual, so a non-centred z = u / tau would
+    # tie z to tau along a curved ridge (ESS halved, 26 vs 18 leapfrog steps per draw
+    # with the totals below); the LogNormal keeps tau off the centred funnel's neck at 0
+    which = np.repeat(np.arange(n_imm), n_arms)
+    residuals = pm.Normal("immune_residual", 0.0, residual_sd[which], shape=sum(n_arms))
     start = 0
     for k, i in enumerate(lay.immune):
         cell, p = cells[i], prefix(i)
         baseline = priors[prior_key("baseline", cell.link)].create_variable(p + "baseline")
-        u = pt.concatenate([pt.zeros(1), residual_sd[k] * residual_z[start:start + n_arms[k]]])
+        u = pt.concatenate([pt.zeros(1), residuals[start:start + n_arms[k]]])
         start += n_arms[k]
         pm.Deterministic(p + "residual", u, dims=p + "arm")
         etas[i] = baseline + loading[k] * activation(cell) + u
@@ -224,15 +231,24 @@ def link_effects(spec: ModelSpec, priors: PriorSet) -> list:
     for k, i in enumerate(lay.outcome):
         cell, p, d = cells[i], prefix(i), cells[i].design
         baseline = priors[prior_key("baseline", cell.link)].create_variable(p + "baseline")
-        beta = priors[prior_key("agent_effect", cell.link)].create_variable(p + "agent_effect", dims=p + "agent")
-        eta = baseline + pt.dot(d.agent_matrix, beta) + theta[k] * activation(cell)
+        agent_prior = priors[prior_key("agent_effect", cell.link)]
+        gamma_prior = interaction_prior(priors, cell) if d.combos else None
+        cell_combos = [frozenset(ag) for ag in d.arm_agents if len(ag) >= 2]
+        if agent_prior.shiftable and (gamma_prior is None or gamma_prior.shiftable):
+            # sample the contrasts the outcome measures (direct + NK-carried): see _total_effects
+            eta, gamma = _total_effects(p, d, theta[k], alpha[[lay.agents.index(a) for a in d.agents]],
+                                        alpha_c[[lay.combos.index(c) for c in cell_combos]],
+                                        agent_prior, gamma_prior)
+            eta = baseline + eta
+        else:
+            beta = agent_prior.create_variable(p + "agent_effect", dims=p + "agent")
+            eta = baseline + pt.dot(d.agent_matrix, beta) + theta[k] * activation(cell)
+            if gamma_prior is not None:
+                gamma = gamma_prior.create_variable(p + "interaction", dims=p + "combo")
+                eta = eta + pt.dot(d.interaction_matrix, gamma)
         if d.combos:
-            gamma = interaction_prior(priors, cell).create_variable(p + "interaction",
-                                                                                dims=p + "combo")
-            eta = eta + pt.dot(d.interaction_matrix, gamma)
             # the direct interaction in latent-combo order
-            order = [list(frozenset(ag) for ag in d.arm_agents if len(ag) >= 2).index(c) for c in lay.combos]
-            directs.append(gamma[order])
+            directs.append(gamma[[cell_combos.index(c) for c in lay.combos]])
         else:
             directs.append(pt.zeros(n_combos))
         etas[i] = eta
@@ -243,6 +259,38 @@ def link_effects(spec: ModelSpec, priors: PriorSet) -> list:
     for i in lay.other:
         etas[i] = _independent_effects(i, cells[i], priors)
     return etas
+
+
+def _total_effects(p: str, design, theta, alpha, alpha_c, agent_prior, gamma_prior):
+    """Direct agent effects and interaction of an outcome cell, sampled as the
+    totals the outcome measures.
+
+    The outcome's contrasts are ``beta + theta * alpha`` (agents) and ``gamma +
+    theta * alpha_c`` (combinations), and only these totals are pinned by the
+    data: parameterised by ``beta`` and ``gamma`` the posterior is a narrow
+    curved ridge along which NUTS needs tiny steps (about 60 leapfrog steps per
+    draw at target_accept 0.99 on the seed).  So the free variables are the
+    totals, ``<p>agent_total = beta + theta * alpha`` and ``<p>interaction_total
+    = gamma + theta * alpha_c``, whose prior given ``theta`` and the alphas is
+    the direct effect's prior moved by ``theta * alpha`` (a location family,
+    :attr:`bayes.priors.Prior.shiftable`); ``beta`` and ``gamma`` are
+    deterministic.  The map is a shear with unit Jacobian, so the posterior is
+    the same; only the sampler's coordinates change.  ``alpha`` and
+    ``alpha_c`` come in the cell's agent and combination order.
+
+    Returns the cell's arm values less its baseline, and ``gamma`` (None
+    without a combination arm).
+    """
+    nk = theta * alpha
+    total = agent_prior.create_variable(p + "agent_total", dims=p + "agent", shift=nk)
+    pm.Deterministic(p + "agent_effect", total - nk, dims=p + "agent")
+    eta = pt.dot(design.agent_matrix, total)
+    if gamma_prior is None:
+        return eta, None
+    nk_c = theta * alpha_c
+    total_c = gamma_prior.create_variable(p + "interaction_total", dims=p + "combo", shift=nk_c)
+    gamma = pm.Deterministic(p + "interaction", total_c - nk_c, dims=p + "combo")
+    return eta + pt.dot(design.interaction_matrix, total_c), gamma
 
 
 __all__ = ["IMMUNE", "OUTCOME", "LinkLayout", "LinkSpec", "layout", "link_effects", "link_spec", "role",

@@ -54,9 +54,52 @@ def test_seed_model_builds_with_finite_logp_and_gradient(spec):
     assert np.isfinite(model.compile_logp()(point))
     assert np.isfinite(model.compile_dlogp()(point)).all()
     names = {rv.name for rv in model.free_RVs}
-    assert {"alpha_agent", "alpha_combo", "link", "loading_free", "residual_sd", "residual_z"} <= names
+    assert {"alpha_agent", "alpha_combo", "link", "loading_free", "residual_sd", "immune_residual"} <= names
     assert model.named_vars_to_dims["link"] == ("outcome",)
     assert model.named_vars_to_dims["nk_interaction"] == ("outcome", "latent_combo")
+
+
+def test_outcome_totals_are_the_same_posterior_as_direct_effects(spec, monkeypatch):
+    """The outcome cells are sampled as totals (direct + theta x activation); with
+    unshiftable priors they fall back to the direct effects.  A shear has a unit
+    Jacobian, so the two models' log densities agree at corresponding points."""
+    from bayes.models.builder import prefix
+    from bayes.priors import Prior
+
+    priors = load_prior_set("default")
+    totals = build_model(spec, priors)
+    monkeypatch.setattr(Prior, "shiftable", property(lambda self: False))
+    direct = build_model(spec, priors)
+    assert {f"{prefix(i)}agent_total" for i in layout(spec.cells).outcome} <= {v.name for v in totals.free_RVs}
+    assert not any(v.name.endswith("_total") for v in direct.free_RVs)
+
+    rng = np.random.default_rng(7)
+    point = {k: v + rng.normal(0, 0.3, np.shape(v)) for k, v in direct.initial_point().items()}
+    lay = layout(spec.cells)
+    moved = dict(point)
+    for k, i in enumerate(lay.outcome):
+        p, d = prefix(i), spec.cells[i].design
+        theta = point["link"][k]
+        alpha = point["alpha_agent"][[lay.agents.index(a) for a in d.agents]]
+        combos = [frozenset(ag) for ag in d.arm_agents if len(ag) >= 2]
+        alpha_c = point["alpha_combo"][[lay.combos.index(c) for c in combos]]
+        moved[p + "agent_total"] = moved.pop(p + "agent_effect") + theta * alpha
+        moved[p + "interaction_total"] = moved.pop(p + "interaction") + theta * alpha_c
+    a, b = totals.compile_logp()(moved), direct.compile_logp()(point)
+    assert np.isfinite(b) and a == pytest.approx(b, abs=1e-9)
+
+
+def test_shift_is_only_for_location_families():
+    import pymc as pm
+
+    from bayes.priors import Prior
+
+    with pm.Model() as model:
+        Prior("Normal", {"mu": 0.5, "sigma": 2.0}).create_variable("x", shift=pm.math.constant(1.5))
+        with pytest.raises(ValueError, match="not a location family"):
+            Prior("HalfNormal", {"sigma": 1.0}).create_variable("y", shift=pm.math.constant(1.0))
+    logp = model.compile_logp(sum=False)({"x": 3.0})[0]
+    assert logp == pytest.approx(-0.5 * ((3.0 - 2.0) / 2.0) ** 2 - math.log(2.0 * math.sqrt(2 * math.pi)))
 
 
 def test_structure_depends_on_roles(spec):
