@@ -16,9 +16,9 @@ Parameters whose miscalibration is documented in docs/validation.md can be
 listed in ``KNOWN`` with the reason; for them only a bound is asserted (95%
 intervals cover at least ``KNOWN_FLOOR``), so that the test still fails if
 they get worse.  Since the skewness/kurtosis-matched likelihood, the
-factorial, joint and link families need no such exemption (the earlier
-ones, for the normal-theory likelihood, are in the History section of
-docs/validation.md).
+factorial and joint families need no such exemption (the earlier ones, for
+the normal-theory likelihood, are in the History section of
+docs/validation.md); the link family has one, its tumour direct interaction.
 """
 
 from __future__ import annotations
@@ -35,7 +35,10 @@ RUNS = {("factorial", "positive"): 100, ("factorial", "percent"): 100, ("factori
         ("joint", None): 100, ("link", None): 50}
 KNOWN_FLOOR = 0.80
 # tag -> {parameter label prefix: why}; see docs/validation.md, "Results"
-KNOWN: dict[str, dict[str, str]] = {}
+KNOWN: dict[str, dict[str, str]] = {
+    "link": {"tumor_volume: direct interaction": "fails on the 50 tables of this seed (p = 0.00017, 95% coverage "
+             "0.82; p = 0.027 in the earlier sampling coordinates) and passes on 100 new tables (seed 1): "
+             "docs/validation.md, 'NK-link model'"}}
 
 
 def _known(tag: str, parameter: str) -> bool:
