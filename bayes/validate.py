@@ -546,6 +546,7 @@ def sbc_one(family: str, kind: str | None = None, index: int = 0, seed: int = co
     return {
         "family": family, "kind": kind, "tag": tag, "index": int(index), "seed": int(seed), "seeds": seeds,
         "priors": prior_set.name, "draws": int(draws), "tune": int(tune), "chains": int(chains),
+        "target_accept": settings.target_accept, "adaptation": settings.adaptation,
         "thin_to": int(thin_to), "stride": thin_stride(chains, draws, thin_to), "n_true": n_true,
         "report_n": bool(report_n),
         "parameters": params,
@@ -619,8 +620,13 @@ def run_sbc(family: str, kind: str | None = None, *, sims: int = DEFAULT_SIMS, s
     if draws * chains < thin_to:
         raise BayesError(f"{chains} chains x {draws} draws are fewer than the {thin_to} draws ranks need")
     out = Path(out_dir)
+    from bayes.sampling import SamplerSettings
+
+    sampler = SamplerSettings().for_family(family)     # what sbc_one samples with, besides the counts
     settings = {"tag": tag, "seed": int(seed), "draws": int(draws), "tune": int(tune), "chains": int(chains),
-                "thin_to": int(thin_to), "priors": priors, "bayes_version": __version__}
+                "thin_to": int(thin_to), "priors": priors, "bayes_version": __version__,
+                "sampler": sampler.sampler, "target_accept": sampler.target_accept,
+                "adaptation": sampler.adaptation}
     if report_n:
         settings["report_n"] = True
     _claim(out, settings, overwrite=overwrite)
@@ -819,7 +825,9 @@ def format_summary(summary: dict) -> str:
     wall = summary.get("wall_seconds")
     resumed = st.get("resumed") or 0
     lines = [f"SBC {summary['tag']}: {summary['simulations']} simulations ({st['chains']} chains x {st['draws']} "
-             f"draws after {st['tune']} tuning, ranks among {st['thin_to']} draws thinned every {st['stride']}), "
+             f"draws after {st['tune']} tuning"
+             + (f", target_accept {st['target_accept']}" if "target_accept" in st else "")
+             + f", ranks among {st['thin_to']} draws thinned every {st['stride']}), "
              f"seed {st['seed']}, priors {st['priors']}, n {st['n_prior']}"
              + ("" if wall is None else f"; wall time {wall:.0f} s")
              + (f" ({resumed} simulations read back from an earlier run)" if resumed else ""),

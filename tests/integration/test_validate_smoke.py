@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from bayes import validate
+from bayes import config, validate
 from bayes.cli import main
 from bayes.errors import BayesError
 
@@ -39,11 +39,17 @@ def test_sbc_smoke_ranks_coverage_files_and_resume(tmp_path, capsys):
     assert (out / "ecdf.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     summary = json.loads((out / "summary.json").read_text())
     assert summary["simulations"] == 3 and not summary["failed"] and summary["settings"]["seed"] == 11
+    # the sampler settings besides the counts are recorded, run-wide and per fit
+    accept = config.TARGET_ACCEPT["factorial"]
+    assert (summary["settings"]["target_accept"], summary["settings"]["adaptation"]) == (
+        accept, config.ADAPTATION["factorial"])
+    assert f"target_accept {accept}" in printed
 
     sims = _sims(out)
     assert sorted(sims) == [f"factorial-positive-000{i}" for i in range(3)]
     total = SETTINGS["chains"] * SETTINGS["draws"]
     for result in sims.values():
+        assert result["target_accept"] == accept
         params = result["parameters"]
         assert {"interaction[A+B]", "agent_effect[A]", "agent_effect[B]", "baseline", "n[in_vivo]"} <= set(params)
         assert 3 <= result["n_true"]["in_vivo"] <= 20
