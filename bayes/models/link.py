@@ -45,8 +45,9 @@ its scale by the reference loading of 1.
 Model-level variables (no cell prefix, kept by ``split_cells`` in the model
 tree): ``alpha_agent`` (latent_agent), ``alpha_combo`` (latent_combo),
 ``activation`` (latent_arm), ``loading`` and ``residual_sd`` (immune),
-``immune_residual`` (the non-control arms' ``u``, readout by readout), ``link`` (outcome), ``nk_interaction`` and
-``direct_interaction`` (outcome x latent_combo).
+``immune_residual`` (the non-control arms' ``u``, readout by readout),
+``link`` (outcome), ``nk_interaction`` and ``direct_interaction`` (outcome x
+latent_combo).
 """
 
 from __future__ import annotations
@@ -213,8 +214,9 @@ def link_effects(spec: ModelSpec, priors: PriorSet) -> list:
     residual_sd = pm.LogNormal("residual_sd", np.log(RESIDUAL_SD / 2), 0.5, dims="immune")
     n_arms = [len(cells[i].design.arms) - 1 for i in lay.immune]
     # centred: the immune data pin each residual, so a non-centred z = u / tau would
-    # tie z to tau along a curved ridge (ESS halved, 26 vs 18 leapfrog steps per draw
-    # with the totals below); the LogNormal keeps tau off the centred funnel's neck at 0
+    # tie z to tau along a curved ridge (on the seed at target_accept 0.95, with the
+    # totals below: ESS halved, 26 vs 18 leapfrog steps per draw); the LogNormal keeps
+    # tau off the centred funnel's neck at 0 (SBC: no divergences at 0.99, docs/validation.md)
     which = np.repeat(np.arange(n_imm), n_arms)
     residuals = pm.Normal("immune_residual", 0.0, residual_sd[which], shape=sum(n_arms))
     start = 0
@@ -268,8 +270,9 @@ def _total_effects(p: str, design, theta, alpha, alpha_c, agent_prior, gamma_pri
     The outcome's contrasts are ``beta + theta * alpha`` (agents) and ``gamma +
     theta * alpha_c`` (combinations), and only these totals are pinned by the
     data: parameterised by ``beta`` and ``gamma`` the posterior is a narrow
-    curved ridge along which NUTS needs tiny steps (about 60 leapfrog steps per
-    draw at target_accept 0.99 on the seed).  So the free variables are the
+    curved ridge along which NUTS needs small steps (on the seed at
+    target_accept 0.99, about 60 leapfrog steps per draw; 36 in these
+    coordinates with the centred immune residuals).  So the free variables are the
     totals, ``<p>agent_total = beta + theta * alpha`` and ``<p>interaction_total
     = gamma + theta * alpha_c``, whose prior given ``theta`` and the alphas is
     the direct effect's prior moved by ``theta * alpha`` (a location family,
