@@ -67,8 +67,9 @@ SMC_CHAINS = 2 if QUICK else 4
 # that needs only about 18 leapfrog steps per draw at 0.95 (six seeds, no
 # divergences), but on simulated tables (bayes validate, 4 x 250 draws) 0.95 left
 # divergences in 1 of 50 fits (seed 20261129) and 1 of 100 (seed 1), and in 5 of
-# 50 at 4 x 1000 draws; at 0.99, none of 100 (seeds 20261129 and 2).  A divergence fails the gate, so
-# 0.99: about 36 steps per draw on the seed (60 in the earlier coordinates).
+# 50 at 4 x 1000 draws; at 0.99, none of 100 (seeds 20261129 and 2).  A
+# divergence fails the gate, so 0.99: about 36 steps per draw on the seed (60 in
+# the earlier coordinates).
 TARGET_ACCEPT = {"factorial": 0.95, "additive": 0.99, "joint": 0.95, "link": 0.99}
 ADAPTATION = {"factorial": "low_rank", "additive": "low_rank", "joint": "low_rank", "link": "low_rank"}
 
