@@ -202,9 +202,14 @@ def n_prior():
     return NPrior(low=N_LOW, high=N_HIGH, pad=True)
 
 
-def _template_spec(tag: str):
-    """The family's model spec on a fixed simulated table (for structure and forward draws)."""
-    if tag not in _TEMPLATES:
+def _template_spec(tag: str, report_n: bool = False):
+    """The family's model spec on a fixed simulated table (for structure and forward draws).
+
+    ``report_n``: the table prints n, as a control run's tables do.  A reported n
+    is a one-value grid, so such tables have their own structure (the model's
+    parameters, and so its forward draws, are the same)."""
+    key = (tag, bool(report_n))
+    if key not in _TEMPLATES:
         from bayes.analysis import model_specs
         from bayes.data import study_from_frame
         from bayes.simulate import PAPER_DIGITS, endpoint_truth, simulate_study
@@ -216,10 +221,10 @@ def _template_spec(tag: str):
             truths.append(endpoint_truth(ep.name, ep.kind, ep.better, baseline=base,
                                          effects={a: 0.0 for a in AGENTS}, dispersion=dispersion,
                                          cohort=ep.cohort, unit=ep.unit))
-        frame = simulate_study(truths, 10, np.random.default_rng(0), report_n=False, digits=PAPER_DIGITS)
+        frame = simulate_study(truths, 10, np.random.default_rng(0), report_n=report_n, digits=PAPER_DIGITS)
         study = study_from_frame(frame, name=f"SBC template {tag}")
-        _TEMPLATES[tag] = model_specs(study, tag.split("-")[0], n_prior())[0]
-    return _TEMPLATES[tag]
+        _TEMPLATES[key] = model_specs(study, tag.split("-")[0], n_prior())[0]
+    return _TEMPLATES[key]
 
 
 class _Forward:
@@ -508,7 +513,7 @@ def sbc_one(family: str, kind: str | None = None, index: int = 0, seed: int = co
         raise BayesError(f"{chains} chains x {draws} draws are fewer than the {thin_to} draws ranks need")
     seeds = derived_seeds(seed, tag, index)
     prior_set = load_prior_set(priors)
-    template = _template_spec(tag)
+    template = _template_spec(tag, report_n)
     values = _forward(tag, prior_set)(seeds["prior"])
     n_rng = np.random.default_rng(seeds["n"])
     cohorts = list(dict.fromkeys(e.cohort for e in LAYOUTS[tag]))

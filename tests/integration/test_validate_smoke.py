@@ -82,3 +82,15 @@ def test_sbc_smoke_ranks_coverage_files_and_resume(tmp_path, capsys):
     assert main([*CLI, "--out", str(out)]) == 2
     assert "already holds an SBC summary" in capsys.readouterr().err
     assert validate.FITS - fits == 3
+
+
+def test_control_run_with_n_printed_fits_every_simulation(tmp_path):
+    """``report_n``: the tables print n, so each fit knows it (a one-value n grid,
+    its own compiled structure) and n itself is not a checked parameter."""
+    summary = validate.run_sbc("factorial", "positive", out_dir=tmp_path, report_n=True,
+                               **{**SETTINGS, "sims": 2})
+    assert summary["simulations"] == 2 and not summary["failed"]
+    assert summary["settings"]["report_n"] is True
+    for result in _sims(tmp_path).values():
+        assert result["report_n"] is True
+        assert "n[in_vivo]" not in result["parameters"] and "interaction[A+B]" in result["parameters"]
