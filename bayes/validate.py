@@ -202,6 +202,15 @@ def n_prior():
     return NPrior(low=N_LOW, high=N_HIGH, pad=True)
 
 
+def sampler_settings(family: str, *, draws: int = DEFAULT_DRAWS, tune: int = DEFAULT_TUNE,
+                     chains: int = DEFAULT_CHAINS, seed: int = config.DEFAULT_SEED):
+    """What every SBC fit samples with: the counts given, one core, the family's
+    target_accept and mass-matrix adaptation (recorded in each run's settings)."""
+    from bayes.sampling import SamplerSettings
+
+    return SamplerSettings(draws=draws, tune=tune, chains=chains, cores=1, seed=seed).for_family(family)
+
+
 def _template_spec(tag: str, report_n: bool = False):
     """The family's model spec on a fixed simulated table (for structure and forward draws).
 
@@ -505,7 +514,7 @@ def sbc_one(family: str, kind: str | None = None, index: int = 0, seed: int = co
     from bayes.analysis import model_specs
     from bayes.data import study_from_frame
     from bayes.priors import load_prior_set
-    from bayes.sampling import SamplerSettings, diagnose, sample_spec
+    from bayes.sampling import diagnose, sample_spec
 
     start = time.perf_counter()
     tag = family_tag(family, kind)
@@ -525,8 +534,7 @@ def sbc_one(family: str, kind: str | None = None, index: int = 0, seed: int = co
     if spec.structure != template.structure:
         raise RuntimeError(f"simulated table of {tag} #{index} does not have the family's layout")
 
-    settings = SamplerSettings(draws=draws, tune=tune, chains=chains, cores=1,
-                               seed=seeds["sampler"]).for_family(family)
+    settings = sampler_settings(family, draws=draws, tune=tune, chains=chains, seed=seeds["sampler"])
     raw, free = sample_spec(spec, prior_set, settings=settings, key=f"sbc/{tag}/{index}", cache=_cache())
     FITS += 1
     diag = diagnose(raw, free)
@@ -625,9 +633,7 @@ def run_sbc(family: str, kind: str | None = None, *, sims: int = DEFAULT_SIMS, s
     if draws * chains < thin_to:
         raise BayesError(f"{chains} chains x {draws} draws are fewer than the {thin_to} draws ranks need")
     out = Path(out_dir)
-    from bayes.sampling import SamplerSettings
-
-    sampler = SamplerSettings().for_family(family)     # what sbc_one samples with, besides the counts
+    sampler = sampler_settings(family, draws=draws, tune=tune, chains=chains, seed=seed)
     settings = {"tag": tag, "seed": int(seed), "draws": int(draws), "tune": int(tune), "chains": int(chains),
                 "thin_to": int(thin_to), "priors": priors, "bayes_version": __version__,
                 "sampler": sampler.sampler, "target_accept": sampler.target_accept,
