@@ -78,11 +78,23 @@ pass as well.
 
 Normalising constants that depend on n are all kept, and the density is of
 (mean, s^2) at every n (a test integrates it to 1), so mixtures over n
-compare like with like.  Reported values are treated as exact: rounding to a
-printed table's digits (0.1 points for percentages) is ignored.  Rows that
-give an SE instead of an SD are converted by the caller, s^2 = n SE^2, and
-the caller adds the Jacobian log n of that change per such arm
-(``Cell.inputs``' ``log_jacobian``), so the density is of the printed SE^2.
+compare like with like.  Rows that give an SE instead of an SD are
+converted by the caller, s^2 = n SE^2, and the caller adds the Jacobian log
+n of that change per such arm (``Cell.inputs``' ``log_jacobian``), so the
+density is of the printed SE^2.
+
+Rounding
+--------
+A table prints means and SDs to some step h (whole mm3, 0.1 % lysis), and
+when h is not small against the SD the printed numbers are not the sample's:
+"3 +/- 1 mm3" may be a sample with SD 0.2.  Each printed number is treated as
+its value plus an independent Uniform(-h/2, h/2) error (Sheppard's model of
+rounding): the reported mean's variance gains h^2/12, and the reported
+variance's law gets the moments of (s + e)^2 (:func:`rounded_moments`).  The
+caller reads h from the printed numbers (:func:`bayes.models.cells.print_step`).
+Treating the printed numbers as exact made the NK-link model's posteriors
+too sure in SBC, where arms far below control print a few whole mm3
+(docs/validation.md).
 
 Pure functions of tensors: no model context, no priors.
 """
@@ -203,18 +215,37 @@ def sample_variance_law(obs_var, var, kurt, n, edge_shape=None, leptokurtic=Fals
             pt.switch(heavy, bp_m3, gm_m3))
 
 
+def rounded_moments(var, kurt, n, sd_step2):
+    """(mean, excess kurtosis) that give a reported variance's law the moments of a
+    rounded SD's square (see the module docstring, "Rounding").
+
+    The reported SD is s + e with e ~ Uniform(-h/2, h/2) independent of s
+    (``sd_step2`` = h^2): E[(s + e)^2] = var + h^2/12 and Var((s + e)^2) = r
+    var^2 + var h^2/3 + h^4/180 (r = 2/(n-1) + kurt/n, the unrounded relative
+    variance).  Returned as the variance and the kurtosis whose r gives that
+    relative variance, so :func:`sample_variance_law` needs no other change.
+    With h = 0 both are returned unchanged (up to rounding in floating point).
+    """
+    r = 2 / (n - 1) + kurt / n
+    var_r = var + sd_step2 / 12
+    r_r = (r * var**2 + var * sd_step2 / 3 + sd_step2**2 / 180) / var_r**2
+    return var_r, (r_r - 2 / (n - 1)) * n
+
+
 def summary_loglik(obs_mean, obs_var, mean, var, n, skew=0.0, kurt=0.0, edge_shape=None,
-                   leptokurtic=False):
+                   leptokurtic=False, mean_step2=None, sd_step2=None):
     """Log-likelihood (G, arm) of a reported mean and variance from n values.
 
     ``obs_mean`` is (arm,), ``obs_var`` and ``n`` are (G, arm); the moments
     (mean, variance, skewness, excess kurtosis of one value) and
     ``edge_shape`` (Beta values: :func:`beta_edge_shape`; ``None``: a density
     without a pole at a bound) are (arm,); ``leptokurtic``: see
-    :func:`sample_variance_law`.
-    With ``skew = kurt = 0`` this is the normal-theory likelihood: mean ~
-    Normal(mean, sqrt(var/n)) independent of variance ~ Gamma((n-1)/2, rate
-    (n-1)/(2 var)).  Otherwise see the module docstring.
+    :func:`sample_variance_law`.  ``mean_step2`` (arm,) and ``sd_step2``
+    (G, arm): squared rounding steps of the printed mean and SD (``None``:
+    printed exactly; see "Rounding" in the module docstring).
+    With ``skew = kurt = 0`` and no rounding this is the normal-theory
+    likelihood: mean ~ Normal(mean, sqrt(var/n)) independent of variance ~
+    Gamma((n-1)/2, rate (n-1)/(2 var)).  Otherwise see the module docstring.
     """
     mean, var = mean[None, :], var[None, :]
     skew = pt.as_tensor_variable(skew)
@@ -225,19 +256,30 @@ def summary_loglik(obs_mean, obs_var, mean, var, n, skew=0.0, kurt=0.0, edge_sha
         kurt = kurt[None, :]
     if edge_shape is not None:
         edge_shape = pt.as_tensor_variable(edge_shape)[None, :]
-    lp_var, m1, m3 = sample_variance_law(obs_var, var, kurt, n, edge_shape, leptokurtic)
-    # the mean given the SD: linear in u = s / sqrt(var) with the slope that gives
+    sd_var = var                                   # E[reported variance]
+    if sd_step2 is not None:
+        sd_var, kurt = rounded_moments(var, kurt, n, sd_step2)
+    lp_var, m1, m3 = sample_variance_law(obs_var, sd_var, kurt, n, edge_shape, leptokurtic)
+    # the mean given the SD: linear in u = s / sqrt(E s^2) with the slope that gives
     # the exact Cov(mean, s^2) = mu3 / n under the law above; correlation clipped
+    # (a rounding error is independent of the values: it leaves mu3 / n as is)
     slope = skew / (n * (m3 - m1))
+    if sd_step2 is not None:
+        slope = slope * var / sd_var
     spread = pt.sqrt(n * (1 - m1**2))              # sd(u) * sqrt(n)
     rho = pt.abs(slope) * spread
     slope = slope * MAX_CORRELATION / pt.maximum(rho, MAX_CORRELATION)
     rho2 = (slope * spread) ** 2
-    u = pt.sqrt(obs_var / var)
+    u = pt.sqrt(obs_var / sd_var)
     cond_mean = mean + pt.sqrt(var) * slope * (u - m1)
     # heteroscedastic: a share rho^2 of the conditional variance grows with u^2
     # (E[u^2] = 1 keeps Var(mean) = var / n); none for symmetric values
     cond_var = var / n * (1 - rho2) * ((1 - rho2) + rho2 * u**2)
+    if mean_step2 is not None:
+        # the printed mean's own rounding error, independent of the rest: added last (mixing it
+        # into the correlation above made a spurious pocket of tiny means with huge log-sds
+        # that trapped chains on the seed's IFN-gamma)
+        cond_var = cond_var + mean_step2[None, :] / 12
     lp_mean = normal_logp(obs_mean[None, :], cond_mean, pt.sqrt(cond_var))
     return lp_mean + lp_var
 

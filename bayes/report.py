@@ -281,6 +281,21 @@ def _scores(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[cols].rename(columns={"reference": "score", "arm": "combination", **DISPLAY_COLUMNS})
 
 
+def _print_steps(study) -> list[str]:
+    """'<endpoint>: <step> <unit>' for each cell printed to a step (bayes.models.cells.print_step)."""
+    from bayes.models.cells import make_cell
+
+    multi = len({s for s, _ in study.cells()}) > 1
+    out = []
+    for name, endpoint in study.cells():
+        cell = make_cell(study.cell(name, endpoint))
+        if cell.print_step > 0:
+            unit = cell.rows["unit"].iloc[0]
+            unit = unit if isinstance(unit, str) else ""
+            out.append(f"{f'{name}/' if multi else ''}{endpoint} {cell.print_step:g} {unit}".rstrip())
+    return out
+
+
 def _figure(make, name: str, caption: str, problems: list[str]) -> Figure | None:
     """Render one figure; a failure is reported in the document instead of aborting it."""
     from bayes import figures
@@ -335,6 +350,11 @@ def sections(data: ReportData) -> tuple[list[Section], list[str]]:
     assumptions = [f"n per arm ({k}): {v}" for k, v in meta.get("n_treatment", {}).items()]
     missing = (study.provenance or {}).get("missing") or []
     assumptions += [f"Not reported: {' '.join(str(m).split())}" for m in missing]
+    steps = _print_steps(study)
+    if steps:
+        assumptions.append("Rounding: means and SDs are taken as printed to " + "; ".join(steps)
+                           + " (read from the printed numbers), each with a uniform rounding error of that "
+                             "step, or of twice that for a value printed as one step (it may be a smaller value shown as one step)")
     data_sec.add("Assumptions the analysis had to make, and what the source did not report:",
                  ("list", assumptions))
     if not fit.n_posterior.empty:

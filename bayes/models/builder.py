@@ -173,8 +173,11 @@ def _cell_likelihood(i: int, cell: Cell, eta, data: dict, priors: PriorSet):
         skew, kurt = lik.beta_shape(mean, precision)
         edge = lik.beta_edge_shape(mean, precision)
     log_jacobian = pm.Data(p + "log_jacobian", data[p + "log_jacobian"])    # log n for SE-reported arms
+    # squared steps the mean and SD were printed to (rounding, see bayes.likelihoods)
+    mean_step2 = pm.Data(p + "mean_step2", data[p + "mean_step2"])
+    sd_step2 = pm.Data(p + "sd_step2", data[p + "sd_step2"])
     loglik = lik.summary_loglik(obs_mean, obs_var, mean, var, n, skew, kurt, edge,
-                                leptokurtic=cell.kind == "positive")
+                                leptokurtic=cell.kind == "positive", mean_step2=mean_step2, sd_step2=sd_step2)
     return loglik + log_jacobian, mean
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import bayes
-from bayes.models.cells import Cell, cohort_rows, make_cell
+from bayes.models.cells import Cell, cohort_rows, make_cell, print_step, printed_interval
 from bayes.nprior import n_matrix
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -61,7 +61,7 @@ def test_positive_inputs_are_divided_by_the_control_mean(seed):
     c = cell(seed, STUDY, "tumor_volume")
     n = n_matrix(c.rows, GRID)
     inp = c.inputs(n)
-    assert set(inp) == {"obs_mean", "obs_var", "n", "log_jacobian"}
+    assert set(inp) == {"obs_mean", "obs_var", "n", "log_jacobian", "mean_step2", "sd_step2"}
     np.testing.assert_array_equal(inp["log_jacobian"], np.zeros((4, 4)))    # SDs reported: no Jacobian
     np.testing.assert_allclose(inp["obs_mean"], [1.0, 0.9, 1100 / 1500, 0.3], rtol=1e-12)
     assert inp["obs_mean"].shape == (4,)
@@ -108,6 +108,10 @@ def test_se_becomes_sd_with_the_reported_n(other):
     se = np.array([0.21, 0.18, 0.15, 0.10])
     np.testing.assert_allclose(inp["obs_var"], np.tile((se * np.sqrt(8) / 2.4) ** 2, (4, 1)), rtol=1e-12)
     np.testing.assert_allclose(inp["obs_mean"], np.array([2.4, 2.0, 1.6, 0.9]) / 2.4, rtol=1e-12)
+    # printed to 0.01: the SD = sqrt(8) SE is known to sqrt(8) times that step
+    assert c.print_step == 0.01
+    np.testing.assert_allclose(inp["sd_step2"], np.full((4, 4), 8 * (0.01 / 2.4) ** 2), rtol=1e-12)
+    np.testing.assert_allclose(inp["mean_step2"], np.full(4, (0.01 / 2.4) ** 2), rtol=1e-12)
 
 
 def test_se_becomes_sd_with_the_grid_n_when_n_is_unknown(other):
@@ -164,3 +168,47 @@ def test_cohort_rows_selects_every_endpoint_of_a_cohort(seed):
     got = cohort_rows(seed.table, STUDY, "in_vivo")
     assert sorted(set(got["endpoint"])) == ["survival", "tumor_volume"]
     assert len(got) == 8
+
+
+# --------------------------------------------------------------------------- printed steps (rounding)
+
+@pytest.mark.parametrize("values, step", [
+    ([1500, 1350, 1100, 450, 250, 200, 180, 100], 10.0),   # the seed's tumour volumes
+    ([15, 25, 40, 75, 3, 5, 8, 10], 1.0),                   # its % lysis
+    ([1205.0, 15.0, 3.0, 1.0, 227.0, 4.0, 1.0, 1.0], 1.0),
+    ([73.0, 90.6, 18.4, 10.8, 2.9], 0.1),
+    ([2.4, 2.0, 1.6, 0.9, 0.21, 0.18, 0.15, 0.10], 0.01),
+    ([0.1 + 0.2, 1.7], 0.1),                                # float noise is not a digit
+    ([790.5694150420949, 1500.0], 0.0),                     # more digits than 10^-6: exact
+    ([0.0, 3000.0, np.nan], 1000.0),                        # zeros and gaps say nothing
+    ([np.nan, 0.0], 0.0),
+])
+def test_print_step_is_the_coarsest_power_of_ten_every_value_is_a_multiple_of(values, step):
+    assert print_step(values) == pytest.approx(step, rel=1e-12)
+
+
+def test_a_value_printed_as_one_step_may_have_been_smaller():
+    centre, width = printed_interval(np.array([1.0, 3.0, np.nan, 15.0]), 1.0)
+    np.testing.assert_allclose(centre, [1.0, 3.0, np.nan, 15.0])        # the printed values stay the centres
+    np.testing.assert_allclose(width, [2.0, 1.0, 1.0, 1.0])
+    centre, width = printed_interval(np.array([1.0, 3.0]), 0.0)          # exact: as printed
+    np.testing.assert_array_equal(centre, [1.0, 3.0])
+    np.testing.assert_array_equal(width, [0.0, 0.0])
+
+
+@pytest.mark.parametrize("endpoint, step", [("tumor_volume", 10 / 1500), ("ifn_gamma", 10 / 50),
+                                            ("nk_lysis", 1 / 100)])
+def test_inputs_carry_the_printed_steps_on_the_model_scale(seed, endpoint, step):
+    c = cell(seed, STUDY, endpoint)
+    inp = c.inputs(n_matrix(c.rows, GRID))
+    assert inp["mean_step2"].shape == (4,) and inp["sd_step2"].shape == (4, 4)
+    np.testing.assert_allclose(inp["mean_step2"], np.full(4, step**2), rtol=1e-12)
+    want = np.full(4, step**2)
+    if endpoint == "ifn_gamma":          # the control's SD is printed as one step, 10: 10 +/- 10
+        want[0] = (2 * step) ** 2
+        assert inp["obs_var"][0, 0] == pytest.approx((10 / 50) ** 2, rel=1e-12)
+    np.testing.assert_allclose(inp["sd_step2"], np.tile(want, (4, 1)), rtol=1e-12)
+
+
+def test_rate_cells_have_no_printed_step(seed):
+    assert cell(seed, STUDY, "survival").print_step == 0.0

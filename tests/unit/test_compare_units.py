@@ -92,11 +92,18 @@ def _loglik_by_hand(cell, values: dict, n: float) -> np.ndarray:
         alpha = np.minimum((n - 1) / 2, n * np.minimum(mean, 1 - mean) * phi / 2)   # Beta's pole at a bound
     obs_mean = rows["mean"].to_numpy(float) / cell.scale
     obs_var = (rows["sd"].to_numpy(float) / cell.scale) ** 2
-    # bayes.likelihoods.summary_loglik: the reported variance has mean var and relative
-    # variance r = 2/(n-1) + kurt/n: var * c * BetaPrime(alpha, beta) if r alpha > 1, else a
-    # Gamma; the mean given it is normal, linear in u = sd / sqrt(var), with
-    # Cov(mean, variance) = mu3 / n
-    r = 2 / (n - 1) + kurt / n
+    # printed to a step h (10 mm3 and 1 % lysis here, no value printed as one step):
+    # mean and SD carry a Uniform(-h/2, h/2) rounding error each
+    h2 = (cell.print_step / cell.scale) ** 2
+    # bayes.likelihoods.summary_loglik: the reported variance has mean var + h^2/12 and
+    # relative variance r = (r0 var^2 + var h^2/3 + h^4/180) / (var + h^2/12)^2, r0 = 2/(n-1) +
+    # kurt/n: var * c * BetaPrime(alpha, beta) if r alpha > 1, else a Gamma; the mean given it
+    # is normal, linear in u = sd / sqrt(E sd^2), with Cov(mean, variance) = mu3 / n and
+    # Var(mean) = var / n + h^2/12
+    r0 = 2 / (n - 1) + kurt / n
+    var0 = var
+    var = var + h2 / 12
+    r = (r0 * var0**2 + var0 * h2 / 3 + h2**2 / 180) / var**2
     heavy = r * alpha - 1 > 5e-4
     beta = np.where(heavy, (alpha - 1 + 2 * r * alpha) / np.where(heavy, r * alpha - 1, 1.0), 3.0)
     c = (beta - 1) / alpha
@@ -107,13 +114,13 @@ def _loglik_by_hand(cell, values: dict, n: float) -> np.ndarray:
               for t in (1, 3))
     lp_var = np.where(heavy, stats.betaprime.logpdf(obs_var, alpha, beta, scale=var * c),
                       stats.gamma.logpdf(obs_var, shape, scale=var / shape))
-    slope = skew / (n * (m3 - m1))
+    slope = skew * var0 / (n * var * (m3 - m1))
     spread = np.sqrt(n * (1 - m1**2))
     slope = slope * 0.75 / np.maximum(np.abs(slope) * spread, 0.75)
     rho2 = (slope * spread) ** 2
     u = np.sqrt(obs_var / var)
-    sd = np.sqrt(var / n * (1 - rho2) * (1 - rho2 + rho2 * u**2))
-    return stats.norm.logpdf(obs_mean, mean + np.sqrt(var) * slope * (u - m1), sd) + lp_var
+    sd = np.sqrt(var0 / n * (1 - rho2) * (1 - rho2 + rho2 * u**2) + h2 / 12)
+    return stats.norm.logpdf(obs_mean, mean + np.sqrt(var0) * slope * (u - m1), sd) + lp_var
 
 
 @pytest.mark.parametrize("endpoint", ["tumor_volume", "survival", "nk_lysis"])

@@ -377,7 +377,7 @@ def test_template_loads_and_rows_point_at_file_lines():
     for rec in study.table.itertuples():
         line = lines[rec.row]                   # row r is file line r + 1 (0-based index r)
         assert line.split(",")[1] == rec.endpoint
-    assert study.table["row"].iloc[0] == 16 and study.table["row"].iloc[4] == 22
+    assert study.table["row"].iloc[0] == 17 and study.table["row"].iloc[4] == 23
 
 
 def test_two_agent_other_fixture():

@@ -71,28 +71,42 @@ def variance_law(V, kurt, n, edge=None):
     return law, moment(1), moment(3)
 
 
-def mean_given_var(obs_var, E, V, skew, kurt, n, edge=None):
-    """Reference conditional Normal law of the reported mean given the reported variance."""
-    _, m1, m3 = variance_law(V, kurt, n, edge)
-    slope = skew / (n * (m3 - m1))
+def rounded(V, kurt, n, sd_step2):
+    """(mean, excess kurtosis) of the law of (s + e)^2, e ~ Uniform(-h/2, h/2) independent of s,
+    from the moments of s^2 (mean V, variance r V^2) and of e (E e^2 = h^2/12, E e^4 = h^4/80)."""
+    h2 = sd_step2
+    r = 2 / (n - 1) + kurt / n
+    mean = V + h2 / 12
+    var = r * V**2 + 4 * V * h2 / 12 + (h2**2 / 80 - (h2 / 12) ** 2)
+    return mean, (var / mean**2 - 2 / (n - 1)) * n
+
+
+def mean_given_var(obs_var, E, V, skew, kurt, n, edge=None, mean_step2=0.0, sd_step2=0.0):
+    """Reference conditional Normal law of the reported mean given the reported variance
+    (printed to steps whose squares are ``mean_step2`` and ``sd_step2``)."""
+    Vs, kurt = rounded(V, kurt, n, sd_step2)
+    _, m1, m3 = variance_law(Vs, kurt, n, edge)
+    # Cov(mean, s^2) = mu3 / n with s^2 = Vs u^2 and mean = E + sqrt(V) slope (u - E u) + noise
+    slope = skew * V**1.5 / (n * np.sqrt(V) * Vs * (m3 - m1))
     rho = abs(slope) * np.sqrt(n * (1 - m1**2))
     if rho > lik.MAX_CORRELATION:
         slope, rho = slope * lik.MAX_CORRELATION / rho, lik.MAX_CORRELATION
-    u = np.sqrt(obs_var / V)
-    sd = np.sqrt(V / n * (1 - rho**2) * (1 - rho**2 + rho**2 * u**2))
+    u = np.sqrt(obs_var / Vs)
+    sd = np.sqrt(V / n * (1 - rho**2) * (1 - rho**2 + rho**2 * u**2) + mean_step2 / 12)
     return stats.norm(E + np.sqrt(V) * slope * (u - m1), sd)
 
 
-def summary_reference(obs_mean, obs_var, E, V, skew, kurt, n, edge=None):
+def summary_reference(obs_mean, obs_var, E, V, skew, kurt, n, edge=None, mean_step2=0.0, sd_step2=0.0):
     """Reference log-likelihood of one arm at one n (scipy)."""
-    law, _, _ = variance_law(V, kurt, n, edge)
-    return law.logpdf(obs_var) + mean_given_var(obs_var, E, V, skew, kurt, n, edge).logpdf(obs_mean)
+    law, _, _ = variance_law(*rounded(V, kurt, n, sd_step2), n, edge)
+    return (law.logpdf(obs_var)
+            + mean_given_var(obs_var, E, V, skew, kurt, n, edge, mean_step2, sd_step2).logpdf(obs_mean))
 
 
-def summary_reference_arms(obs_mean, obs_var, E, V, skew, kurt, n, edge=None):
+def summary_reference_arms(obs_mean, obs_var, E, V, skew, kurt, n, edge=None, mean_step2=0.0, sd_step2=0.0):
     """``summary_reference`` summed over arms (vectors of equal length, one n)."""
     edge = [None] * len(E) if edge is None else edge
-    return sum(summary_reference(m, v, e, w, sk, ku, n, ed)
+    return sum(summary_reference(m, v, e, w, sk, ku, n, ed, mean_step2, sd_step2)
                for m, v, e, w, sk, ku, ed in zip(obs_mean, obs_var, E, V, skew, kurt, edge))
 
 
@@ -449,6 +463,7 @@ def values_at(model, names, point):
 
 TUMOUR_MEAN = np.array([1500.0, 1350.0, 1100.0, 450.0])
 TUMOUR_SD = np.array([250.0, 200.0, 180.0, 100.0])
+TUMOUR_STEP = 10.0          # printed to whole tens (bayes.models.cells.print_step)
 
 
 def tumour_point(model):
@@ -464,7 +479,9 @@ def tumour_loglik_per_n(eta, s, grid):
     E, V, _ = lognormal_closed(eta, s)
     skew, kurt = lognormal_shape_closed(s)
     obs_mean, obs_var = TUMOUR_MEAN / 1500.0, (TUMOUR_SD / 1500.0) ** 2
-    return np.array([summary_reference_arms(obs_mean, obs_var, E, V, skew, kurt, n) for n in grid])
+    step2 = (TUMOUR_STEP / 1500.0) ** 2
+    return np.array([summary_reference_arms(obs_mean, obs_var, E, V, skew, kurt, n, None, step2, step2)
+                     for n in grid])
 
 
 def potential_parts(model, p):
@@ -504,6 +521,11 @@ def test_se_reported_arms_carry_the_jacobian_log_n(seed, priors):
         return build_model(spec, priors)
 
     se_model, sd_model = tumour_model(as_se), tumour_model(as_sd)
+    # an SE printed to whole tens is an SD printed to steps of sqrt(10) tens
+    step2 = se_model["c0_sd_step2"].get_value()
+    np.testing.assert_allclose(step2, np.full((1, 4), 10 * (10 / 1500) ** 2), rtol=1e-12)
+    sd_model.set_data("c0_sd_step2", step2)
+    sd_model.set_data("c0_mean_step2", se_model["c0_mean_step2"].get_value())   # (the SDs made the means' step 0)
     p, _, _ = tumour_point(sd_model)
     diff = se_model.compile_logp()(p) - sd_model.compile_logp()(p)
     assert diff == pytest.approx(4 * np.log(10.0), rel=1e-9)
@@ -561,7 +583,8 @@ def test_nk_lysis_potential_is_the_beta_summary_mixture(models):
     grid = spec.groups[0].grid
     assert list(grid) == list(range(3, 21))
     edge = np.minimum(mu, 1 - mu) * phi
-    per_n = np.array([summary_reference_arms(obs_mean, obs_var, M, V, S, K, n, edge) for n in grid])
+    step2 = (1.0 / 100) ** 2                     # printed to whole % points
+    per_n = np.array([summary_reference_arms(obs_mean, obs_var, M, V, S, K, n, edge, step2, step2) for n in grid])
     assert total - prior == pytest.approx(special.logsumexp(per_n - np.log(18)), rel=1e-9)
 
 
@@ -582,3 +605,58 @@ def test_joint_model_sums_tumour_and_survival_at_the_same_n(models):
     # one shared n: not the sum of two separate mixtures
     separate = special.logsumexp(np.log(0.25) + tumour) + special.logsumexp(np.log(0.25) + survival)
     assert abs(float(loglik0) - separate) > 1e-6
+
+
+# --------------------------------------------------------------------------- rounding
+
+@pytest.mark.parametrize("s, n, h", [(0.3, 5, 0.5), (0.05, 8, 1.0), (0.6, 3, 2.0)])
+def test_rounded_moments_match_simulated_rounded_sds(s, n, h):
+    # SDs of n log-normal values (median 3) plus an independent Uniform(-h/2, h/2) error,
+    # as Sheppard's model of a printed SD: the law gets their mean and relative variance
+    rng = np.random.default_rng(11)
+    x = rng.lognormal(np.log(3.0), s, size=(200_000, n))
+    sd = x.std(axis=1, ddof=1) + rng.uniform(-h / 2, h / 2, size=200_000)
+    _, V, kurt = lognormal_closed(np.log(3.0), s)
+    var_r, kurt_r = (float(v) for v in ev(pt.stack(lik.rounded_moments(const(V), const(kurt), const(n),
+                                                                       const(h * h)))))
+    r_r = 2 / (n - 1) + kurt_r / n
+    sq = sd**2
+    se_mean = sq.std() / np.sqrt(sq.size)
+    assert var_r == pytest.approx(sq.mean(), abs=4 * se_mean)
+    assert r_r == pytest.approx(sq.var() / sq.mean() ** 2, rel=0.05)
+    # and h = 0 leaves both as they were
+    same = ev(pt.stack(lik.rounded_moments(const(V), const(kurt), const(n), const(0.0))))
+    np.testing.assert_allclose(same, [V, kurt], rtol=1e-12)
+
+
+def test_rounding_widens_the_law_of_a_coarsely_printed_arm():
+    # "3 +/- 1 mm3" printed to whole mm3 from log-normal animals with log-sd 0.05 (SD 0.15):
+    # taken as exact, the SD of 1 is impossible; printed to 1 it is plausible
+    E, V, kurt = lognormal_closed(np.array([np.log(3.0)]), np.array([0.05]))
+    skew, _ = lognormal_shape_closed(np.array([0.05]))
+    args = (const([3.0]), const([[1.0]]), const(E), const(V), const([[8.0]]), const(skew), const(kurt))
+    exact = float(ev(lik.summary_loglik(*args, leptokurtic=True))[0, 0])
+    printed = float(ev(lik.summary_loglik(*args, leptokurtic=True, mean_step2=const([1.0]),
+                                          sd_step2=const([[1.0]])))[0, 0])
+    assert exact < -100 and printed > exact + 100
+    # with a step small against the SD, rounding changes nothing that matters
+    fine = float(ev(lik.summary_loglik(const([3.0]), const([[0.0225]]), const(E), const(V), const([[8.0]]),
+                                       const(skew), const(kurt), leptokurtic=True,
+                                       mean_step2=const([1e-8]), sd_step2=const([[1e-8]])))[0, 0])
+    unrounded = float(ev(lik.summary_loglik(const([3.0]), const([[0.0225]]), const(E), const(V), const([[8.0]]),
+                                            const(skew), const(kurt), leptokurtic=True))[0, 0])
+    assert fine == pytest.approx(unrounded, abs=1e-3)
+
+
+@pytest.mark.parametrize("mean_step2, sd_step2", [(0.004, 0.004), (0.0, 0.02), (0.01, 0.0)])
+def test_summary_loglik_with_rounding_equals_the_reference(mean_step2, sd_step2):
+    s = np.array([0.17, 0.4, 0.9])
+    E, V, kurt = lognormal_closed(np.zeros(3), s)
+    skew, _ = lognormal_shape_closed(s)
+    obs_mean, obs_var, n = np.array([1.05, 0.9, 1.4]), np.array([0.03, 0.2, 1.5]), 6.0
+    got = ev(lik.summary_loglik(const(obs_mean), const(obs_var[None, :]), const(E), const(V),
+                                const(np.full((1, 3), n)), const(skew), const(kurt), leptokurtic=True,
+                                mean_step2=const(np.full(3, mean_step2)), sd_step2=const(np.full((1, 3), sd_step2))))
+    want = [summary_reference(m, v, e, w, sk, ku, n, None, mean_step2, sd_step2)
+            for m, v, e, w, sk, ku in zip(obs_mean, obs_var, E, V, skew, kurt)]
+    np.testing.assert_allclose(got[0], want, rtol=1e-9)

@@ -220,3 +220,9 @@ def test_a_users_prior_file_is_named_and_read_back(data, tmp_path):
     assert json.loads((tmp_path / "run.json").read_text())["problems"] == []
     text = (tmp_path / "report.md").read_text()
     assert "priors: sceptical_interaction (sha256:" in text and "run times (s): joint" in text
+
+
+def test_the_rounding_the_model_assumed_is_stated(written):
+    text = (written / "report.md").read_text()
+    assert ("Rounding: means and SDs are taken as printed to tumor_volume 10 mm3; nk_lysis 1 % lysis; "
+            "ifn_gamma 10 pg/mL (read from the printed numbers)") in text
