@@ -282,7 +282,8 @@ def _scores(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _print_steps(study) -> list[str]:
-    """'<endpoint>: <step> <unit>' for each cell printed to a step (bayes.models.cells.print_step)."""
+    """'<endpoint> <step> <unit>' for each cell printed to a step (bayes.models.cells.print_step);
+    '<study>/<endpoint> ...' when the table holds several studies."""
     from bayes.models.cells import make_cell
 
     multi = len({s for s, _ in study.cells()}) > 1
@@ -354,7 +355,8 @@ def sections(data: ReportData) -> tuple[list[Section], list[str]]:
     if steps:
         assumptions.append("Rounding: means and SDs are taken as printed to " + "; ".join(steps)
                            + " (read from the printed numbers), each with a uniform rounding error of that "
-                             "step, or of twice that for a value printed as one step (it may be a smaller value shown as one step)")
+                             "step, or of twice that for a value printed as one step (it may be a smaller "
+                             "value shown as one step)")
     data_sec.add("Assumptions the analysis had to make, and what the source did not report:",
                  ("list", assumptions))
     if not fit.n_posterior.empty:

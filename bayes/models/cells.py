@@ -121,7 +121,7 @@ def print_step(values, lowest: int = -6, highest: int = 6) -> float:
 
 
 def printed_interval(values: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray]:
-    """(centre, width) of the rounding error each printed value carries, printed to ``step``.
+    """(value, width of its uniform rounding error) of each value printed to ``step``.
 
     A value printed as v stands for v +/- step/2.  One printed as a single step
     (an SD of 1 when whole units are printed) may also be a smaller positive
