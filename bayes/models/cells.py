@@ -65,9 +65,8 @@ class Cell:
             k = np.round(rows["percent"].to_numpy(float)[None, :] * n / 100.0)
             return {"k": k, "n": n}
         h = self.print_step
-        mean, mean_step = printed_interval(rows["mean"].to_numpy(float), h)
-        sd, sd_step = printed_interval(rows["sd"].to_numpy(float), h)
-        se, se_step = printed_interval(rows["se"].to_numpy(float), h)
+        mean, sd, se = (rows[c].to_numpy(float) for c in ("mean", "sd", "se"))
+        mean_step, sd_step, se_step = (rounding_width(v, h) for v in (mean, sd, se))
         from_se = np.isnan(sd)
         # An arm that reports an SE is modelled through s^2 = n SE^2 (its step, sqrt(n) times
         # the SE's); the data are the SE, so its density carries the Jacobian
@@ -120,21 +119,20 @@ def print_step(values, lowest: int = -6, highest: int = 6) -> float:
     return 0.0
 
 
-def printed_interval(values: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray]:
-    """(value, width of its uniform rounding error) of each value printed to ``step``.
+def rounding_width(values: np.ndarray, step: float) -> np.ndarray:
+    """Width of the uniform rounding error of each value printed to ``step``.
 
     A value printed as v stands for v +/- step/2.  One printed as a single step
     (an SD of 1 when whole units are printed) may also be a smaller positive
     value that a table showed as one step rather than as 0: it gets the width
-    of two steps (v +/- step) around the printed value, which covers (0, 1.5
-    step) without moving the centre of an SD that really is about one step.
-    NaN stays NaN; ``step`` = 0: exact.
+    of two steps (v +/- step), which covers (0, 1.5 step) without moving the
+    centre of an SD that really is about one step.  ``step`` = 0: exact.
     """
     values = np.asarray(values, float)
     width = np.full(values.shape, float(step))
     if step > 0:
         width = np.where(np.isclose(values, step, rtol=1e-9, atol=0.0), 2.0 * step, width)
-    return values, width
+    return width
 
 
 def make_cell(rows: pd.DataFrame) -> Cell:
