@@ -141,7 +141,7 @@ link.diagnostics
 # notebook may have been run with `BAYES_QUICK=1` (the test suite does this: 2
 # chains × 200 draws), and then the gate is expected to fail, as the
 # `draws` and `chains` columns show. Rerun it without `BAYES_QUICK` (4 chains × 2000 draws
-# after 1000 tuning steps) or run `bayes link --out DIR`; at those settings
+# after 500 tuning steps) or run `bayes link --out DIR`; at those settings
 # the fit of the built-in study passes. If a full-draw fit still fails, do not
 # read the numbers: look at `problems`, and report it.
 
