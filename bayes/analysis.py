@@ -109,12 +109,8 @@ def fit(study: Study, *, model: str = DEFAULT_MODEL, n: NPrior | int | None = No
                 n_rows.append(_n_table(cell_tree, cell.study, cell.cohort, cell.endpoint, group))
         if spec.family == "joint":
             tree["joint"] = model_tree
-            pooled = pooled_table(model_tree["posterior"].to_dataset(), ci_prob=ci_prob)
+            pooled = _pooled_rows(model_tree, model, verdict.passed, ci_prob)
             if not pooled.empty:
-                pooled.insert(0, "endpoint", "all endpoints")
-                pooled.insert(0, "study", "all studies")
-                pooled = pooled.assign(model=model, n_per_arm="per cohort",
-                                       diagnostics="ok" if verdict.passed else "FAILED")
                 tables.append(pooled)
             post = model_tree["posterior"].to_dataset()
             for j, group in enumerate(spec.groups):
@@ -163,12 +159,35 @@ def n_label(group: CohortN) -> str:
 
 
 def _cell_rows(cell: Cell, cell_tree: xr.DataTree, group: CohortN, model: str, passed: bool,
-               ci_prob: float) -> pd.DataFrame:
+               ci_prob: float, weights: xr.DataArray | None = None) -> pd.DataFrame:
     table = cell_table(cell_tree["posterior"].to_dataset(), cell.design, cell.kind, cell.better,
-                       ci_prob=ci_prob)
+                       ci_prob=ci_prob, weights=weights)
     table.insert(0, "endpoint", cell.endpoint)
     table.insert(0, "study", cell.study)
     return table.assign(model=model, n_per_arm=n_label(group), diagnostics="ok" if passed else "FAILED")
+
+
+def _pooled_rows(model_tree: xr.DataTree, model: str, passed: bool, ci_prob: float,
+                 weights: xr.DataArray | None = None) -> pd.DataFrame:
+    pooled = pooled_table(model_tree["posterior"].to_dataset(), ci_prob=ci_prob, weights=weights)
+    if not pooled.empty:
+        pooled.insert(0, "endpoint", "all endpoints")
+        pooled.insert(0, "study", "all studies")
+        pooled = pooled.assign(model=model, n_per_arm="per cohort", diagnostics="ok" if passed else "FAILED")
+    return pooled
+
+
+def synergy_rows(spec: ModelSpec, raw: xr.DataTree, *, model: str, passed: bool, ci_prob: float,
+                 weights: xr.DataArray | None = None) -> pd.DataFrame:
+    """The synergy table of one sampled model (every cell's scores, and the joint
+    model's pooled synergy); ``weights``: importance weights of its draws
+    (:func:`bayes.synergy.summarise_draws`)."""
+    cell_trees, model_tree = split_cells(raw, spec)
+    tables = [_cell_rows(cell, tree, spec.groups[spec.group_of(cell)], model, passed, ci_prob, weights)
+              for cell, tree in zip(spec.cells, cell_trees)]
+    if spec.family == "joint":
+        tables.append(_pooled_rows(model_tree, model, passed, ci_prob, weights))
+    return pd.concat([t for t in tables if not t.empty], ignore_index=True)
 
 
 def _n_table(tree: xr.DataTree, study: str, cohort: str, fitted: str, group: CohortN) -> pd.DataFrame:

@@ -224,7 +224,8 @@ def cmd_fit(args) -> int:
     common = dict(priors=priors, settings=settings, ci_prob=args.ci_prob, progress=say)
     result = fit(study, model=args.model, n=nprior, **common)
     if args.n_sensitivity:
-        result.sensitivity = n_sensitivity(study, model=args.model, low=low, high=high, **common)
+        result.sensitivity = n_sensitivity(study, model=args.model, low=low, high=high, base=(result, priors),
+                                           **common)
     result.save(out, overwrite=args.force)
     print(result.format())
     print(f"\nWrote {', '.join(sorted(p.name for p in out.iterdir() if not p.name.startswith('.')))} to {out}/")

@@ -124,7 +124,7 @@ def compute(study: Study, *, priors: str = "default", settings=None, n=None, see
                + ", ".join(p for p in prior_sets if p != prior_set.name))
     tables["prior_sensitivity"] = sens.prior_sensitivity(
         study, prior_sets=prior_sets, model="joint", progress=clock.say, main=main.synergy,
-        main_priors=prior_set.name, n=nprior, settings=settings, ci_prob=ci_prob)
+        main_priors=prior_set.name, n=nprior, settings=settings, ci_prob=ci_prob, base=(main, prior_set))
 
     clock.step("prior_predictive", "prior predictive checks of each prior set (forward draws)")
     implied, synergy_prior = compare_prior_sets(study, names=tuple(prior_sets), seed=settings.seed)
@@ -142,12 +142,12 @@ def compute(study: Study, *, priors: str = "default", settings=None, n=None, see
         clock.step("n_sensitivity", f"n-sensitivity: refitting at n = {', '.join(map(str, values))}")
         tables["n_sensitivity"] = sens.n_sensitivity(
             study, model="joint", values=values, low=nprior.low, high=nprior.high, progress=clock.say,
-            main=main.synergy, **common)
+            main=main.synergy, base=(main, prior_set), **common)
 
     if sens.sem_cohorts(study):
         clock.step("se_what_if", "SD-vs-SE what-if: refitting with '±' read as SEM")
         tables["se_what_if"] = sens.se_what_if(study, model="joint", progress=clock.say, main=main.synergy,
-                                               n=nprior, **common)
+                                               n=nprior, base=(main, prior_set), **common)
     tables["diagnostics"] = pd.concat([r.diagnostics.assign(model=name) for name, r in results.items()],
                                       ignore_index=True)
     clock.stop()
@@ -239,10 +239,10 @@ def conclusions(data: ReportData) -> list[str]:
         what = f"{_name(r.endpoint)} ({r.combination})" if r.score == "bliss" else "the pooled synergy"
         low, high = claim(r.p_low), claim(r.p_high)
         if low == high:
-            out.append(f"Robustness: for {what}, the conclusion '{low}' holds in all {r.fits} sensitivity fits "
+            out.append(f"Robustness: for {what}, the conclusion '{low}' holds in all {r.fits} sensitivity variants "
                        f"(P(synergy) from {r.p_low:.2f} to {r.p_high:.2f}).")
         else:
-            out.append(f"Robustness: for {what}, the conclusion changes across the {r.fits} sensitivity fits: "
+            out.append(f"Robustness: for {what}, the conclusion changes across the {r.fits} sensitivity variants: "
                        f"P(synergy) is {r.p_low:.2f} under {r.under_low} ('{low}') and {r.p_high:.2f} under "
                        f"{r.under_high} ('{high}'), so it leans on what the paper did not report or on the prior.")
     if data.comparison is not None:
@@ -323,7 +323,7 @@ def sections(data: ReportData) -> tuple[list[Section], list[str]]:
     """The report's sections, and any problems met while drawing figures."""
     from bayes import figures
     from bayes.priors import load_prior_set
-    from bayes.sensitivity import wide
+    from bayes.sensitivity import method_note, wide
 
     problems: list[str] = []
     fit, meta = data.fit, data.fit.metadata
@@ -443,14 +443,20 @@ def sections(data: ReportData) -> tuple[list[Section], list[str]]:
     out.append(cmp_sec)
 
     sens_sec = Section("Sensitivity", "sensitivity").add(
-        "Each conclusion refitted under every prior set, every assumed n per arm and with the '±' read as "
-        "SEM instead of SD. Cells: mean (P(synergy)); '!' marks a fit that failed its diagnostics.")
+        "Each conclusion under every prior set, every assumed n per arm and with the '±' read as "
+        "SEM instead of SD: reweighted from the headline fit's draws (Pareto-smoothed importance sampling) "
+        "where that is reliable (Pareto k ≤ 0.7, ESS ≥ 100 per chain), otherwise refitted; the note under "
+        "each table says which. Cells: mean (P(synergy)); '!' marks a fit that failed its diagnostics.")
     rob = robustness(data)
     if not rob.empty:
-        sens_sec.add(Table(rob, "Range of P(synergy) over all sensitivity fits", "robustness"))
+        sens_sec.add(Table(rob, "Range of P(synergy) over all sensitivity variants (reweighted or refitted)",
+                           "robustness"))
     for name, column, label in SWEEPS:
         if not data.table(name).empty:
             sens_sec.add(Table(wide(data.table(name), column), f"Key results under each {label}", name))
+            note = method_note(data.table(name), column)
+            if note:
+                sens_sec.add(note[0].upper() + note[1:] + ".")
     if not data.table("psense").empty:
         sens_sec.add("Power-scaling sensitivity (ArviZ psense): how much each synergy parameter moves when "
                      "the prior or the likelihood is raised to a power near 1. Values above 0.05 are flagged: "

@@ -101,15 +101,15 @@ class ModelCache:
 DEFAULT_CACHE = ModelCache()
 
 
-def _relabel(tree: xr.DataTree, spec: ModelSpec) -> xr.DataTree:
+def relabel(tree: xr.DataTree, spec: ModelSpec) -> xr.DataTree:
     """A re-used compiled model reports the coordinates of the cell it was compiled
     for; put this spec's labels (arm, agent, combination names) in their place."""
     coords = spec.coords()
 
-    def relabel(ds: xr.Dataset) -> xr.Dataset:
+    def with_labels(ds: xr.Dataset) -> xr.Dataset:
         return ds.assign_coords({d: coords[d] for d in ds.dims if d in coords})
 
-    return tree.map_over_datasets(relabel)
+    return tree.map_over_datasets(with_labels)
 
 
 def _drop_object_stats(tree: xr.DataTree) -> xr.DataTree:
@@ -142,7 +142,7 @@ def sample_spec(spec: ModelSpec, priors: PriorSet, *, settings: SamplerSettings,
                              tune=settings.tune, chains=settings.chains, cores=settings.cores,
                              seed=seed, target_accept=settings.target_accept, adaptation=settings.adaptation,
                              progress_bar=False, save_warmup=False)
-        tree = _relabel(tree, spec)
+        tree = relabel(tree, spec)
     else:
         import pymc as pm
 

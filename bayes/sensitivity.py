@@ -15,18 +15,39 @@ interval and P(synergy)):
   sqrt(n), so an SE reading makes the arms noisier by sqrt(n) at every n,
   and n stays unknown.
 
+Reweighting instead of refitting: given the headline fit (``base``), each
+variant is first tried by Pareto-smoothed importance sampling (PSIS; Vehtari
+et al. 2024) of the headline fit's draws.  A variant changes only the data
+(an assumed n, a "±" read as SEM) or the prior set's numbers, not the
+model's free variables, so every draw is a point of the variant's model too:
+its weight is the ratio of the two models' log densities there, both
+evaluated with the compiled models (nothing is sampled), and the variant's
+stored variables (arm means, scores) are recomputed from the draw with the
+variant's own expand function.  The variant's key results are then the
+weighted summaries.  This is used only where it is reliable: Pareto k-hat
+at most :data:`PARETO_K_MAX` (0.7) and an importance-sampling effective
+sample size (1 / sum of squared weights) of at least the diagnostics gate's
+(100 per chain); otherwise the variant is refitted, as it always was.  The
+``method`` column says which, with k-hat and that ESS.
+
 ``psense_table`` adds ArviZ's power-scaling diagnosis (prior and likelihood
 sensitivity of each synergy parameter) for one fitted joint model.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
+import xarray as xr
 
-from bayes.analysis import fit
+from bayes import config
+from bayes.analysis import as_nprior, fit, model_specs, synergy_rows
 from bayes.data import Study
 from bayes.nprior import NPrior
+from bayes.priors import PriorSet, load_prior_set
+from bayes.results import FitResult
 
 DEFAULT_VALUES = (3, 5, 8, 10, 15, 20)
 KEY_REFERENCES = ("bliss", "pooled")
@@ -39,48 +60,190 @@ def key_results(synergy: pd.DataFrame) -> pd.DataFrame:
     return synergy[synergy["reference"].isin(KEY_REFERENCES)][KEY_COLUMNS]
 
 
+PARETO_K_MAX = 0.7
+METHOD_COLUMNS = ["method", "pareto_k", "is_ess"]
+REWEIGHT_KWARGS = ("model", "n", "priors", "ci_prob", "settings", "cache")
+
+
+@dataclass
+class Reweighted:
+    """A variant's key results from the headline fit's draws, or why not (``synergy`` None)."""
+
+    synergy: pd.DataFrame | None
+    pareto_k: float
+    is_ess: float
+    reason: str = ""
+
+
+def _log_densities(compiled, x: np.ndarray) -> np.ndarray:
+    from bayes.compare import compiled_log_density
+
+    log_density = compiled_log_density(compiled)
+    return np.array([log_density(point) for point in x])
+
+
+def _expanded_posterior(compiled, spec, x: np.ndarray, names: list[str], shape: tuple[int, int]) -> xr.Dataset:
+    """The stored variables ``names`` of the compiled model (its data set) at the
+    unconstrained points ``x`` (chain x draw, flattened), as a posterior dataset."""
+    from bayes.sampling import relabel
+
+    expand = compiled.expand_func
+    for var, key in compiled.shared_var_keys.items():
+        var.set_value(compiled.shared_data[key])
+    values = np.stack([np.asarray(expand(np.ascontiguousarray(point))[0]) for point in x])
+    where = {name: (sl, tuple(shp)) for name, sl, shp in zip(*compiled.shape_info)}
+    coords = compiled.coords or {}
+    data = {}
+    for name in names:
+        sl, shp = where[name]
+        dims = ["chain", "draw", *(compiled.dims or {}).get(name, [f"{name}_dim_{i}" for i in range(len(shp))])]
+        data[name] = xr.DataArray(values[:, sl].reshape(*shape, *shp), dims=dims,
+                                  coords={d: coords[d] for d in dims[2:] if d in coords})
+    tree = xr.DataTree.from_dict({"posterior": xr.Dataset(data)})
+    return relabel(tree, spec)["posterior"].to_dataset()
+
+
+def _fixed_transforms(model) -> list[tuple[str, str]] | None:
+    """(value variable, transform) of each free variable when every transform is
+    one without parameters (the same map in every model), else None."""
+    from pymc.logprob.transforms import LogOddsTransform, LogTransform
+
+    out = []
+    for rv in model.free_RVs:
+        transform = model.rvs_to_transforms.get(rv)
+        if transform is not None and type(transform) not in (LogTransform, LogOddsTransform):
+            return None
+        out.append((model.rvs_to_values[rv].name, type(transform).__name__))
+    return out
+
+
+def reweight(base: FitResult, base_priors: PriorSet, study: Study, *, model: str, n=None,
+             priors: PriorSet | str = "default", ci_prob: float = config.CI_PROB, settings=None,
+             cache=None, memo: dict | None = None) -> Reweighted:
+    """The variant (``study``, ``n``, ``priors``) of ``base`` by PSIS of its draws;
+    see the module docstring.  Refused (``synergy`` None, with the reason) when
+    the models' free variables or transforms differ, or k-hat or the ESS fail.
+    ``memo``: a dict kept across calls with the same ``base``, which then maps
+    its draws to the unconstrained space and evaluates their log density once.
+    """
+    from bayes.compare import unconstrained_draws
+    from bayes.models.builder import build_model
+    from bayes.sampling import DEFAULT_CACHE, compiled_with_data
+
+    cache = cache or DEFAULT_CACHE
+    memo = {} if memo is None else memo
+    prior_set = priors if isinstance(priors, PriorSet) else load_prior_set(priors)
+    specs = model_specs(study, model, as_nprior(n))
+    if base.metadata.get("model") != model or len(specs) != len(base.fits):
+        return Reweighted(None, np.nan, np.nan, "a different model")
+    passed = list(base.diagnostics["passed"])          # one row per sampled model, in base.fits order
+    tables, ks, esss = [], [], []
+    for i, ((base_spec, raw), spec) in enumerate(zip(base.fits, specs)):
+        if [c.key for c in spec.cells] != [c.key for c in base_spec.cells]:
+            return Reweighted(None, np.nan, np.nan, "different cells")
+        if i not in memo:
+            base_model = build_model(base_spec, base_priors)
+            _, x = unconstrained_draws(base_model, raw)
+            compiled0, _ = compiled_with_data(base_spec, base_priors, cache)
+            flat = x.reshape(-1, x.shape[-1])
+            memo[i] = (_fixed_transforms(base_model), x.shape[:2], flat, _log_densities(compiled0, flat),
+                       compiled0.shapes)
+        transforms, shape, flat, lp0, shapes0 = memo[i]
+        variant = build_model(spec, prior_set)
+        compiled_v, _ = compiled_with_data(spec, prior_set, cache)
+        same = transforms is not None and _fixed_transforms(variant) == transforms
+        if transforms is None or _fixed_transforms(variant) is None:
+            # transforms with parameters (bounds): compare where the draws land
+            _, x_v = unconstrained_draws(variant, raw)
+            same = np.allclose(x_v.reshape(flat.shape), flat, rtol=1e-12, atol=0, equal_nan=True)
+        names0 = [name for name, _ in (transforms or [])]
+        if not same or any(compiled_v.shapes.get(name) != shapes0.get(name) for name in names0):
+            return Reweighted(None, np.nan, np.nan, "different free variables or transforms")
+        log_ratio = _log_densities(compiled_v, flat) - lp0
+        if not np.all(np.isfinite(log_ratio)):
+            return Reweighted(None, np.nan, np.nan, "draws outside the variant's support")
+        log_ratio = xr.DataArray(log_ratio.reshape(shape), dims=("chain", "draw"))
+        if np.ptp(log_ratio.values) < 1e-10:       # the same density up to a constant: equal weights
+            log_w, k = log_ratio * 0.0, -np.inf
+        else:   # arviz-stats smooths the weights exp(-ary) (its convention for PSIS-LOO)
+            log_w, k = (-log_ratio).azstats.psislw(dim=["chain", "draw"])
+        weights = np.exp(log_w - log_w.max())
+        weights = weights / weights.sum()
+        k, ess = float(k), float(1.0 / (weights**2).sum())
+        ks.append(k)
+        esss.append(ess)
+        need = config.ESS_PER_CHAIN_MIN * shape[0]
+        if not (k <= PARETO_K_MAX and ess >= need):
+            return Reweighted(None, max(ks), min(esss), f"Pareto k {k:.2f}, ESS {ess:.0f}: needs k <= "
+                                                        f"{PARETO_K_MAX} and ESS >= {need}")
+        post = _expanded_posterior(compiled_v, spec, flat, list(raw["posterior"].data_vars), shape)
+        variant_raw = xr.DataTree.from_dict({"posterior": post, "sample_stats": raw["sample_stats"].to_dataset()})
+        tables.append(synergy_rows(spec, variant_raw, model=model, passed=bool(passed[i]), ci_prob=ci_prob,
+                                   weights=weights))
+    return Reweighted(pd.concat(tables, ignore_index=True), max(ks), min(esss))
+
+
 def sweep(variants: list[tuple[str, Study, dict]], *, column: str, progress=None,
-          reuse: dict[str, pd.DataFrame] | None = None, **fit_kwargs) -> pd.DataFrame:
-    """Fit each ``(label, study, extra fit kwargs)`` variant; key results with a ``column`` label.
+          reuse: dict[str, pd.DataFrame] | None = None, base: tuple[FitResult, PriorSet] | None = None,
+          **fit_kwargs) -> pd.DataFrame:
+    """Key results of each ``(label, study, extra fit kwargs)`` variant, labelled in ``column``.
 
     ``reuse`` maps a label to a synergy table already computed for exactly
-    that variant (the headline fit), which is then not refitted.
+    that variant (the headline fit), which is then not refitted.  ``base``:
+    the headline fit and its prior set, from which each variant is first
+    tried by importance reweighting (:func:`reweight`); a variant it cannot
+    serve reliably is refitted.  ``method`` says which was used.
     """
     reuse = reuse or {}
-    frames = []
+    frames, memo = [], {}
     for label, study, extra in variants:
+        kwargs = {**fit_kwargs, **extra}
+        method = {"method": "refit", "pareto_k": np.nan, "is_ess": np.nan}
         if label in reuse:
-            synergy = reuse[label]
+            synergy, method["method"] = reuse[label], "headline fit"
         else:
-            if progress:
-                progress(f"{column.replace('_', ' ')}: {label}")
-            synergy = fit(study, **{**fit_kwargs, **extra}).synergy
-        frames.append(key_results(synergy).assign(**{column: label}))
+            result = None
+            if base is not None:
+                result = reweight(*base, study, memo=memo,
+                                  **{k: v for k, v in kwargs.items() if k in REWEIGHT_KWARGS})
+                method.update(pareto_k=result.pareto_k, is_ess=result.is_ess)
+            if result is not None and result.synergy is not None:
+                synergy, method["method"] = result.synergy, "reweighted"
+                if progress:
+                    progress(f"{column.replace('_', ' ')}: {label}: reweighted the headline fit's draws "
+                             f"(Pareto k {result.pareto_k:.2f}, ESS {result.is_ess:.0f})")
+            else:
+                if progress:
+                    why = f" (not reweighted: {result.reason})" if result is not None else ""
+                    progress(f"{column.replace('_', ' ')}: {label}: refitting{why}")
+                synergy = fit(study, **kwargs).synergy
+        frames.append(key_results(synergy).assign(**{column: label}, **method))
     frame = pd.concat(frames, ignore_index=True)
-    return frame[[column] + KEY_COLUMNS]
+    return frame[[column] + KEY_COLUMNS + METHOD_COLUMNS]
 
 
 def n_sensitivity(study: Study, *, model: str, values=DEFAULT_VALUES, low: int = 3, high: int = 20,
-                  progress=None, main: pd.DataFrame | None = None, **fit_kwargs) -> pd.DataFrame:
+                  progress=None, main: pd.DataFrame | None = None, base=None, **fit_kwargs) -> pd.DataFrame:
     """One row per n treatment x key result; ``fit_kwargs`` go to :func:`bayes.fit`.
 
     ``main``: the synergy table of a fit with n marginalised over
     ``low..high``, reused as the 'marginal' column when ``values`` do not
-    widen that range.
+    widen that range.  ``base``: see :func:`sweep`.
     """
     wide_low, wide_high = min(low, *values), max(high, *values)
     variants = [(str(v), study, {"n": NPrior.fixed(v, wide_low, wide_high)}) for v in values]
     variants.append(("marginal", study, {"n": NPrior("marginal", None, wide_low, wide_high)}))
     reuse = {"marginal": main} if main is not None and (wide_low, wide_high) == (low, high) else None
-    return sweep(variants, column="n_treatment", progress=progress, reuse=reuse, model=model, **fit_kwargs)
+    return sweep(variants, column="n_treatment", progress=progress, reuse=reuse, base=base, model=model,
+                 **fit_kwargs)
 
 
 def prior_sensitivity(study: Study, *, prior_sets=("default", "sceptical", "optimistic"), model: str = "joint",
                       progress=None, main: pd.DataFrame | None = None, main_priors: str | None = None,
-                      **fit_kwargs) -> pd.DataFrame:
+                      base=None, **fit_kwargs) -> pd.DataFrame:
     """One row per prior set x key result.  ``main`` (the synergy table of a fit
     under the prior set named ``main_priors``) is reused, listed first when
-    that set is not among ``prior_sets``."""
+    that set is not among ``prior_sets``.  ``base``: see :func:`sweep`."""
     names = [str(p) for p in prior_sets]
     reuse = None
     if main is not None and main_priors is not None:
@@ -88,7 +251,8 @@ def prior_sensitivity(study: Study, *, prior_sets=("default", "sceptical", "opti
         if main_priors not in names:
             names.insert(0, main_priors)
     variants = [(name, study, {"priors": name}) for name in names]
-    return sweep(variants, column="prior_set", progress=progress, reuse=reuse, model=model, **fit_kwargs)
+    return sweep(variants, column="prior_set", progress=progress, reuse=reuse, base=base, model=model,
+                 **fit_kwargs)
 
 
 def read_as_se(study: Study, cohorts=None) -> Study:
@@ -115,10 +279,11 @@ def sem_cohorts(study: Study) -> list[str]:
 
 
 def se_what_if(study: Study, *, model: str = "joint", progress=None, main: pd.DataFrame | None = None,
-               **fit_kwargs) -> pd.DataFrame:
+               base=None, **fit_kwargs) -> pd.DataFrame:
     """Key results with "±" as entered (SD), as SEM per cohort, and as SEM everywhere.
 
     ``main``: the synergy table of the fit as entered, reused instead of refitted.
+    ``base``: see :func:`sweep`.
     """
     cohorts = sem_cohorts(study)
     variants = [("as entered (SD)", study, {})]
@@ -126,7 +291,7 @@ def se_what_if(study: Study, *, model: str = "joint", progress=None, main: pd.Da
     if len(cohorts) > 1:
         variants.append(("SEM everywhere", read_as_se(study), {}))
     reuse = {"as entered (SD)": main} if main is not None else None
-    return sweep(variants, column="reading", progress=progress, reuse=reuse, model=model, **fit_kwargs)
+    return sweep(variants, column="reading", progress=progress, reuse=reuse, base=base, model=model, **fit_kwargs)
 
 
 def wide(frame: pd.DataFrame, column: str) -> pd.DataFrame:
@@ -151,7 +316,27 @@ def format_sensitivity(frame: pd.DataFrame, column: str = "n_treatment") -> list
     failed = sorted(set(frame.loc[frame["diagnostics"] != "ok", column]))
     if failed:
         lines.append(f"  '!' = diagnostics FAILED ({', '.join(failed)}): treat those columns with caution")
+    note = method_note(frame, column)
+    if note:
+        lines.append(f"  {note}")
     return lines
+
+
+def method_note(frame: pd.DataFrame, column: str) -> str:
+    """Which columns of a sweep were reweighted from the headline fit (with Pareto k
+    and ESS) and which refitted; empty for a table without a ``method`` column."""
+    if "method" not in frame.columns:
+        return ""
+    per = frame.drop_duplicates(column).set_index(column)
+    reweighted = [f"{label} (k {row.pareto_k:.2f}, ESS {row.is_ess:.0f})"
+                  for label, row in per.iterrows() if row.method == "reweighted"]
+    refitted = [str(label) for label, row in per.iterrows() if row.method == "refit"]
+    parts = []
+    if reweighted:
+        parts.append("reweighted from the headline fit's draws by PSIS (Pareto k, ESS): " + ", ".join(reweighted))
+    if refitted:
+        parts.append("refitted: " + ", ".join(refitted))
+    return "; ".join(parts)
 
 
 def psense_table(tree, var_names: list[str]) -> pd.DataFrame:

@@ -98,45 +98,61 @@ def tgi_percent(arm_mean: xr.DataArray) -> xr.DataArray:
     return 100.0 * (1.0 - arm_mean.isel(arm=slice(1, None)) / control)
 
 
-def summarise_draws(draws: xr.DataArray, ci_prob: float = config.CI_PROB) -> dict[str, float]:
-    """Mean, sd, equal-tailed interval and P(> 0) of a scalar posterior."""
-    values = np.asarray(draws, float).ravel()
+def summarise_draws(draws: xr.DataArray, ci_prob: float = config.CI_PROB,
+                    weights: xr.DataArray | None = None) -> dict[str, float]:
+    """Mean, sd, equal-tailed interval and P(> 0) of a scalar posterior.
+
+    ``weights``: importance weights of the draws (dims ``chain, draw``, summing
+    to 1; :mod:`bayes.sensitivity`), or ``None`` for equally weighted draws.
+    """
     tail = (1.0 - ci_prob) / 2.0
-    low, high = np.quantile(values, [tail, 1.0 - tail])
-    return {"mean": values.mean(), "sd": values.std(ddof=1), "ci_low": low, "ci_high": high,
-            "ci_prob": ci_prob, "p_synergy": float((values > 0).mean())}
+    if weights is None:
+        values = np.asarray(draws, float).ravel()
+        low, high = np.quantile(values, [tail, 1.0 - tail])
+        return {"mean": values.mean(), "sd": values.std(ddof=1), "ci_low": low, "ci_high": high,
+                "ci_prob": ci_prob, "p_synergy": float((values > 0).mean())}
+    values = np.asarray(draws.transpose(*weights.dims), float).ravel()
+    w = np.asarray(weights, float).ravel()
+    mean = float(w @ values)
+    sd = np.sqrt(float(w @ (values - mean) ** 2) / (1.0 - float(w @ w)))   # reliability-weights correction
+    low, high = np.quantile(values, [tail, 1.0 - tail], weights=w, method="inverted_cdf")
+    return {"mean": mean, "sd": sd, "ci_low": low, "ci_high": high, "ci_prob": ci_prob,
+            "p_synergy": float(w @ (values > 0))}
 
 
 def cell_table(posterior: xr.Dataset, design: Design, kind: str, better: str, *,
-               ci_prob: float = config.CI_PROB) -> pd.DataFrame:
-    """All scores of one fitted cell as rows ``reference, arm, scale, mean, ...``."""
+               ci_prob: float = config.CI_PROB, weights: xr.DataArray | None = None) -> pd.DataFrame:
+    """All scores of one fitted cell as rows ``reference, arm, scale, mean, ...``
+    (``weights``: see :func:`summarise_draws`)."""
     response, direction = scoring_response(posterior["arm_mean"], kind, better)
     rows = []
     scores = synergy_scores(response, design, direction)
     for combo in design.combos:
         for ref in REFERENCES:
             rows.append({"reference": ref, "arm": combo, "scale": scale_label(kind, ref),
-                         **summarise_draws(scores[ref].sel(combo=combo), ci_prob)})
+                         **summarise_draws(scores[ref].sel(combo=combo), ci_prob, weights)})
         if "interaction" in posterior:
             aligned = _sign(better) * -posterior["interaction"].sel(combo=combo)
             rows.append({"reference": "interaction", "arm": combo, "scale": scale_label(kind, "interaction"),
-                         **summarise_draws(aligned, ci_prob)})
+                         **summarise_draws(aligned, ci_prob, weights)})
     if kind == "positive" and better == "lower":
         tgi = tgi_percent(posterior["arm_mean"])
         for arm in tgi["arm"].values:
             rows.append({"reference": "tgi", "arm": str(arm), "scale": scale_label(kind, "tgi"),
-                         **summarise_draws(tgi.sel(arm=arm), ci_prob)})
+                         **summarise_draws(tgi.sel(arm=arm), ci_prob, weights)})
     return pd.DataFrame(rows)
 
 
-def pooled_table(model_posterior: xr.Dataset, *, ci_prob: float = config.CI_PROB) -> pd.DataFrame:
-    """The joint model's population synergy (and its spread) as score rows."""
+def pooled_table(model_posterior: xr.Dataset, *, ci_prob: float = config.CI_PROB,
+                 weights: xr.DataArray | None = None) -> pd.DataFrame:
+    """The joint model's population synergy (and its spread) as score rows
+    (``weights``: see :func:`summarise_draws`)."""
     if "synergy_mean" not in model_posterior:
         return pd.DataFrame()
     scale = "standardised interaction (units of the interaction prior sd)"
     rows = [{"reference": "pooled", "arm": "all combinations", "scale": scale,
-             **summarise_draws(model_posterior["synergy_mean"], ci_prob)}]
-    spread = summarise_draws(model_posterior["synergy_sd"], ci_prob)
+             **summarise_draws(model_posterior["synergy_mean"], ci_prob, weights)}]
+    spread = summarise_draws(model_posterior["synergy_sd"], ci_prob, weights)
     spread["p_synergy"] = float("nan")  # a spread has no direction
     rows.append({"reference": "pooled_sd", "arm": "between endpoints", "scale": scale, **spread})
     return pd.DataFrame(rows)

@@ -8,7 +8,7 @@ import pytest
 
 from bayes import load_builtin
 from bayes.models.cells import make_cell
-from bayes.sensitivity import format_sensitivity, key_results, read_as_se, wide
+from bayes.sensitivity import Reweighted, format_sensitivity, key_results, method_note, read_as_se, wide
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +85,45 @@ def test_the_headline_fit_is_reused_not_refitted(seed, monkeypatch):
     calls.clear()
     sens.n_sensitivity(seed, model="joint", values=(5, 30), low=3, high=20, main=main)
     assert [c.mode for c in calls] == ["fixed", "fixed", "marginal"] and calls[-1].high == 30
+
+
+def test_reweighting_serves_the_variants_it_can_and_refits_the_rest(seed, monkeypatch):
+    """With a headline fit as ``base``, each variant is first offered to
+    ``reweight``; one it refuses is refitted, and ``method`` records which."""
+    import bayes.sensitivity as sens
+
+    refits, offered = [], []
+
+    class Fake:
+        def __init__(self, n):
+            refits.append(n.value)
+            self.synergy = _frame(["x"], [0.6]).drop(columns="n_treatment")
+
+    def fake_reweight(base, priors, study, *, n=None, **kw):
+        offered.append(n.value)
+        if n.value == 5:
+            return Reweighted(_frame(["x"], [0.8]).drop(columns="n_treatment"), 0.21, 3000.0)
+        return Reweighted(None, 1.3, 12.0, "Pareto k 1.30, ESS 12: needs k <= 0.7 and ESS >= 400")
+
+    monkeypatch.setattr(sens, "fit", lambda study, **kw: Fake(kw["n"]))
+    monkeypatch.setattr(sens, "reweight", fake_reweight)
+    lines = []
+    main = _frame(["x"], [0.42]).drop(columns="n_treatment")
+    table = sens.n_sensitivity(seed, model="joint", values=(5, 10), low=3, high=20, main=main,
+                               base=("fit", "priors"), progress=lines.append)
+    by = table.set_index("n_treatment")
+    assert offered == [5, 10] and len(refits) == 1                       # 10 refitted; marginal reused
+    assert by.loc["5", "method"] == "reweighted" and by.loc["5", "p_synergy"] == 0.8
+    assert by.loc["5", "pareto_k"] == 0.21 and by.loc["5", "is_ess"] == 3000.0
+    assert by.loc["10", "method"] == "refit" and by.loc["10", "p_synergy"] == 0.6
+    assert by.loc["10", "pareto_k"] == 1.3                               # why it was refitted
+    assert by.loc["marginal", "method"] == "headline fit"
+    assert any("10: refitting (not reweighted: Pareto k 1.30" in line for line in lines)
+    note = method_note(table, "n_treatment")
+    assert note == ("reweighted from the headline fit's draws by PSIS (Pareto k, ESS): 5 (k 0.21, ESS 3000); "
+                    "refitted: 10")
+    assert note in "\n".join(format_sensitivity(table))
+
+
+def test_tables_without_a_method_column_have_no_note():
+    assert method_note(_frame(["3"], [0.9]), "n_treatment") == ""

@@ -151,6 +151,27 @@ def test_summarise_draws_respects_ci_prob():
     assert wide["ci_low"] == pytest.approx(-450.0) and wide["ci_high"] == pytest.approx(450.0)
 
 
+def test_weighted_summaries_equal_the_summaries_of_repeated_draws():
+    """Importance weights (bayes.sensitivity) act as draw counts: integer weights
+    give the mean, P(> 0) and inverted-CDF quantiles of the repeated sample."""
+    rng = np.random.default_rng(11)
+    x = rng.normal(0.2, 1.0, size=(2, 60))
+    counts = rng.integers(0, 5, size=x.shape)
+    w = xr.DataArray(counts / counts.sum(), dims=("chain", "draw"))
+    out = summarise_draws(xr.DataArray(x.T, dims=("draw", "chain")), ci_prob=0.8, weights=w)  # dims in another order
+    repeated = np.repeat(x.ravel(), counts.ravel())
+    assert out["mean"] == pytest.approx(repeated.mean(), rel=1e-12)
+    assert out["p_synergy"] == pytest.approx((repeated > 0).mean(), rel=1e-12)
+    assert out["ci_low"] == pytest.approx(np.quantile(repeated, 0.1, method="inverted_cdf"), rel=1e-12)
+    assert out["ci_high"] == pytest.approx(np.quantile(repeated, 0.9, method="inverted_cdf"), rel=1e-12)
+    # equal weights: the unweighted mean, sd (n - 1) and P
+    equal = summarise_draws(xr.DataArray(x, dims=("chain", "draw")),
+                            weights=xr.DataArray(np.full(x.shape, 1 / x.size), dims=("chain", "draw")))
+    plain = summarise_draws(xr.DataArray(x, dims=("chain", "draw")))
+    for key in ("mean", "sd", "p_synergy"):
+        assert equal[key] == pytest.approx(plain[key], rel=1e-12)
+
+
 # --------------------------------------------------------------------------- cell table
 
 def posterior(n_draws=400, seed=3, with_interaction=True):
