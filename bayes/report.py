@@ -120,7 +120,7 @@ def compute(study: Study, *, priors: str = "default", settings=None, n=None, see
                          if evidence == "smc" else {"evidence": evidence, "bridge_reps": BRIDGE_REPS})
 
     tables: dict[str, pd.DataFrame] = {}
-    clock.step("prior_sets", "refitting under prior sets: "
+    clock.step("prior_sets", "prior sets (reweighting the headline fit where reliable, else refitting): "
                + ", ".join(p for p in prior_sets if p != prior_set.name))
     tables["prior_sensitivity"] = sens.prior_sensitivity(
         study, prior_sets=prior_sets, model="joint", progress=clock.say, main=main.synergy,
@@ -139,13 +139,13 @@ def compute(study: Study, *, priors: str = "default", settings=None, n=None, see
 
     values = tuple(n_values or sens.DEFAULT_VALUES)
     if nprior.mode == "marginal" and not study.n_known:
-        clock.step("n_sensitivity", f"n-sensitivity: refitting at n = {', '.join(map(str, values))}")
+        clock.step("n_sensitivity", f"n-sensitivity at n = {', '.join(map(str, values))}")
         tables["n_sensitivity"] = sens.n_sensitivity(
             study, model="joint", values=values, low=nprior.low, high=nprior.high, progress=clock.say,
             main=main.synergy, base=(main, prior_set), **common)
 
     if sens.sem_cohorts(study):
-        clock.step("se_what_if", "SD-vs-SE what-if: refitting with '±' read as SEM")
+        clock.step("se_what_if", "SD-vs-SE what-if: '±' read as SEM")
         tables["se_what_if"] = sens.se_what_if(study, model="joint", progress=clock.say, main=main.synergy,
                                                n=nprior, base=(main, prior_set), **common)
     tables["diagnostics"] = pd.concat([r.diagnostics.assign(model=name) for name, r in results.items()],
