@@ -26,8 +26,10 @@ stored variables (arm means, scores) are recomputed from the draw with the
 variant's own expand function.  The variant's key results are then the
 weighted summaries.  This is used only where it is reliable: Pareto k-hat
 at most :data:`PARETO_K_MAX` (0.7) and an importance-sampling effective
-sample size (1 / sum of squared weights) of at least the diagnostics gate's
-(100 per chain); otherwise the variant is refitted, as it always was.  The
+sample size (1 / sum of squared weights, which does not count the draws'
+autocorrelation: the headline fit's own ESS passed the gate) of at least
+the diagnostics gate's (100 per chain); otherwise the variant is refitted,
+as it always was.  The
 ``method`` column says which, with k-hat and that ESS.
 
 ``psense_table`` adds ArviZ's power-scaling diagnosis (prior and likelihood
@@ -62,7 +64,7 @@ def key_results(synergy: pd.DataFrame) -> pd.DataFrame:
 
 PARETO_K_MAX = 0.7
 METHOD_COLUMNS = ["method", "pareto_k", "is_ess"]
-REWEIGHT_KWARGS = ("model", "n", "priors", "ci_prob", "settings", "cache")
+REWEIGHT_KWARGS = ("model", "n", "priors", "ci_prob", "cache")
 
 
 @dataclass
@@ -118,8 +120,8 @@ def _fixed_transforms(model) -> list[tuple[str, str]] | None:
 
 
 def reweight(base: FitResult, base_priors: PriorSet, study: Study, *, model: str, n=None,
-             priors: PriorSet | str = "default", ci_prob: float = config.CI_PROB, settings=None,
-             cache=None, memo: dict | None = None) -> Reweighted:
+             priors: PriorSet | str = "default", ci_prob: float = config.CI_PROB, cache=None,
+             memo: dict | None = None) -> Reweighted:
     """The variant (``study``, ``n``, ``priors``) of ``base`` by PSIS of its draws;
     see the module docstring.  Refused (``synergy`` None, with the reason) when
     the models' free variables or transforms differ, or k-hat or the ESS fail.
@@ -151,8 +153,9 @@ def reweight(base: FitResult, base_priors: PriorSet, study: Study, *, model: str
         transforms, shape, flat, lp0, shapes0 = memo[i]
         variant = build_model(spec, prior_set)
         compiled_v, _ = compiled_with_data(spec, prior_set, cache)
-        same = transforms is not None and _fixed_transforms(variant) == transforms
-        if transforms is None or _fixed_transforms(variant) is None:
+        variant_transforms = _fixed_transforms(variant)
+        same = transforms is not None and variant_transforms == transforms
+        if transforms is None or variant_transforms is None:
             # transforms with parameters (bounds): compare where the draws land
             _, x_v = unconstrained_draws(variant, raw)
             same = np.allclose(x_v.reshape(flat.shape), flat, rtol=1e-12, atol=0, equal_nan=True)
