@@ -12,6 +12,7 @@ import json
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -226,3 +227,21 @@ def test_the_rounding_the_model_assumed_is_stated(written):
     text = (written / "report.md").read_text()
     assert ("Rounding: means and SDs are taken as printed to tumor_volume 10 mm3; nk_lysis 1 % lysis; "
             "ifn_gamma 10 pg/mL (read from the printed numbers)") in text
+
+
+def test_the_sensitivity_section_says_which_variants_were_reweighted(data, tmp_path):
+    """A sweep table with a ``method`` column (bayes.sensitivity.sweep) gets a note
+    under it naming the reweighted columns (Pareto k, ESS) and the refitted ones."""
+    import dataclasses
+
+    table = data.table("n_sensitivity").copy()
+    labels = list(dict.fromkeys(table["n_treatment"]))
+    method = {label: ("reweighted" if i == 0 else "refit") for i, label in enumerate(labels)}
+    table = table.assign(method=table["n_treatment"].map(method),
+                         pareto_k=np.where(table["n_treatment"] == labels[0], 0.21, np.nan),
+                         is_ess=np.where(table["n_treatment"] == labels[0], 3222.0, np.nan))
+    marked = dataclasses.replace(data, tables={**data.tables, "n_sensitivity": table})
+    report.write(marked, tmp_path)
+    text = (tmp_path / "report.md").read_text()
+    assert (f"Reweighted from the headline fit's draws by PSIS (Pareto k, ESS): {labels[0]} (k 0.21, ESS 3222); "
+            f"refitted: {', '.join(labels[1:])}.") in text
