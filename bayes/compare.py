@@ -495,6 +495,14 @@ def unconstrained_draws(model, tree: xr.DataTree) -> tuple[list, np.ndarray]:
     return layout, np.concatenate(columns, axis=-1)
 
 
+def use_data(compiled) -> None:
+    """Set the shared variables of a nutpie compiled model's PyTensor functions
+    (``logp_func``, ``expand_func``; shared by every ``with_data`` copy) to
+    that copy's data, so that calling them in Python evaluates this copy."""
+    for var, key in compiled.shared_var_keys.items():
+        var.set_value(compiled.shared_data[key])
+
+
 def compiled_log_density(compiled):
     """``x -> log density`` at a flat unconstrained point, from a nutpie compiled
     model (:mod:`bayes.compiled`) with its data: the PyTensor function nutpie
@@ -504,8 +512,7 @@ def compiled_log_density(compiled):
     the columns are the free variables in ``model.free_RVs`` order, as in
     :func:`unconstrained_draws`."""
     function = compiled.logp_func
-    for var, key in compiled.shared_var_keys.items():
-        var.set_value(compiled.shared_data[key])
+    use_data(compiled)
 
     def log_density(point: np.ndarray) -> float:
         return float(function(np.ascontiguousarray(point, dtype=float))[0])

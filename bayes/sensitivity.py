@@ -87,11 +87,11 @@ def _log_densities(compiled, x: np.ndarray) -> np.ndarray:
 def _expanded_posterior(compiled, spec, x: np.ndarray, names: list[str], shape: tuple[int, int]) -> xr.Dataset:
     """The stored variables ``names`` of the compiled model (its data set) at the
     unconstrained points ``x`` (chain x draw, flattened), as a posterior dataset."""
+    from bayes.compare import use_data
     from bayes.sampling import relabel
 
     expand = compiled.expand_func
-    for var, key in compiled.shared_var_keys.items():
-        var.set_value(compiled.shared_data[key])
+    use_data(compiled)
     values = np.stack([np.asarray(expand(np.ascontiguousarray(point))[0]) for point in x])
     where = {name: (sl, tuple(shp)) for name, sl, shp in zip(*compiled.shape_info)}
     coords = compiled.coords or {}
@@ -126,7 +126,8 @@ def reweight(base: FitResult, base_priors: PriorSet, study: Study, *, model: str
     see the module docstring.  Refused (``synergy`` None, with the reason) when
     the models' free variables or transforms differ, or k-hat or the ESS fail.
     ``memo``: a dict kept across calls with the same ``base``, which then maps
-    its draws to the unconstrained space and evaluates their log density once.
+    its draws to the unconstrained space and evaluates their log density once,
+    and reads each variant structure's transforms once.
     """
     from bayes.compare import unconstrained_draws
     from bayes.models.builder import build_model
@@ -151,13 +152,15 @@ def reweight(base: FitResult, base_priors: PriorSet, study: Study, *, model: str
             memo[i] = (_fixed_transforms(base_model), x.shape[:2], flat, _log_densities(compiled0, flat),
                        compiled0.shapes)
         transforms, shape, flat, lp0, shapes0 = memo[i]
-        variant = build_model(spec, prior_set)
         compiled_v, _ = compiled_with_data(spec, prior_set, cache)
-        variant_transforms = _fixed_transforms(variant)
+        kind = ("transforms", spec.structure, prior_set.shape_hash)      # the same for every such variant
+        if kind not in memo:
+            memo[kind] = _fixed_transforms(build_model(spec, prior_set))
+        variant_transforms = memo[kind]
         same = transforms is not None and variant_transforms == transforms
         if transforms is None or variant_transforms is None:
             # transforms with parameters (bounds): compare where the draws land
-            _, x_v = unconstrained_draws(variant, raw)
+            _, x_v = unconstrained_draws(build_model(spec, prior_set), raw)
             same = np.allclose(x_v.reshape(flat.shape), flat, rtol=1e-12, atol=0, equal_nan=True)
         names0 = [name for name, _ in (transforms or [])]
         if not same or any(compiled_v.shapes.get(name) != shapes0.get(name) for name in names0):
