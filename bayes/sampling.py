@@ -86,7 +86,7 @@ class ModelCache:
             from bayes.compiled import compile_model, loaded_from_cache
 
             model = build()
-            self._compiled[key] = (compile_model(model), [rv.name for rv in model.free_RVs])
+            self._compiled[key] = (compile_model(model, key=key), [rv.name for rv in model.free_RVs])
             self.compilations += 1
             self.loaded_from_disk += loaded_from_cache(self._compiled[key][0])
         return self._compiled[key]

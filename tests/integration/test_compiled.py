@@ -74,22 +74,86 @@ def test_callbacks_match_the_model_and_follow_data_swaps():
     assert callback_logp(compiled, x)[0] != pytest.approx(logp)
 
 
-def test_a_second_process_loads_the_callbacks_from_disk():
+def test_a_second_process_loads_the_callbacks_and_graphs_from_disk(tmp_path):
     script = textwrap.dedent("""
         import json, sys, numpy as np
         sys.path.insert(0, sys.argv[1])
         from test_compiled import small_model, callback_logp
-        from bayes.compiled import compile_model, loaded_from_cache
-        compiled = compile_model(small_model(float(sys.argv[2])))
+        from bayes.compiled import GRAPH_STATS, compile_model, loaded_from_cache
+        tag = float(sys.argv[2])
+        compiled = compile_model(small_model(tag), key=("test_compiled", tag))
         logp, grad = callback_logp(compiled, np.array([0.2, 0.1]))
-        print(json.dumps({"cached": loaded_from_cache(compiled), "logp": logp}))
+        print(json.dumps({"cached": loaded_from_cache(compiled), "graphs": GRAPH_STATS, "logp": logp}))
     """)
     here, tag = os.path.dirname(__file__), str(np.random.default_rng().uniform(1, 2))   # a fresh graph
-    runs = [json.loads(subprocess.run([sys.executable, "-c", script, here, tag], check=True,
+    env = {**os.environ, "PYTENSOR_FLAGS": f"base_compiledir={tmp_path}"}   # empty caches, removed afterwards
+    runs = [json.loads(subprocess.run([sys.executable, "-c", script, here, tag], check=True, env=env,
                                       capture_output=True, text=True).stdout.strip().splitlines()[-1])
             for _ in range(2)]
     assert [r["cached"] for r in runs] == [False, True]
+    assert [r["graphs"] for r in runs] == [{"loaded": 0, "rewritten": 1}, {"loaded": 1, "rewritten": 0}]
     assert runs[0]["logp"] == runs[1]["logp"]
+
+
+@pytest.fixture
+def graph_store(tmp_path, monkeypatch):
+    from bayes import compiled
+
+    monkeypatch.setattr(compiled, "graph_dir", lambda: tmp_path)
+    return tmp_path
+
+
+def expand(compiled, x):
+    """The stored variables nutpie computes from an unconstrained point."""
+    dbl = ctypes.POINTER(ctypes.c_double)
+    x = np.ascontiguousarray(x, float)
+    out = np.zeros(compiled.n_expanded)
+    code = compiled.compiled_expand_func.ctypes(compiled.n_dim, compiled.n_expanded, x.ctypes.data_as(dbl),
+                                                out.ctypes.data_as(dbl), compiled.user_data.ctypes.data)
+    assert code == 0
+    return out
+
+
+def test_stored_graphs_give_the_same_model(graph_store):
+    from bayes.compiled import GRAPH_STATS
+
+    before = dict(GRAPH_STATS)
+    first = compile_model(small_model(0.5), key=("same", 1))
+    assert len(list(graph_store.glob("*.pkl"))) == 1
+    second = compile_model(small_model(0.5), key=("same", 1))
+    assert GRAPH_STATS["rewritten"] - before["rewritten"] == 1 and GRAPH_STATS["loaded"] - before["loaded"] == 1
+    assert second.shape_info[0] == first.shape_info[0] and second.n_expanded == first.n_expanded
+    for x in np.random.default_rng(2).normal(size=(3, 2)):
+        assert callback_logp(second, x)[0] == callback_logp(first, x)[0]
+        np.testing.assert_array_equal(callback_logp(second, x)[1], callback_logp(first, x)[1])
+        np.testing.assert_array_equal(expand(second, x), expand(first, x))
+    new = {"scale": 0.5, "obs": np.array([2.0, 2.5]), "counts": np.array([0, 7])}
+    x = np.array([0.4, -0.3])
+    logp, grad = callback_logp(second.with_data(**new), x)
+    ref_logp, ref_grad = reference(small_model(0.5), x, **new)
+    assert logp == pytest.approx(ref_logp, rel=1e-10)
+    np.testing.assert_allclose(grad, ref_grad, rtol=1e-9)
+    point = second.initial_point_func(1)     # the initial point function is rebuilt, not stored
+    assert point.shape == (2,) and np.isfinite(point).all()
+
+
+def test_an_unreadable_store_entry_is_compiled_again_and_replaced(graph_store, caplog):
+    from bayes.compiled import GRAPH_STATS
+
+    compile_model(small_model(), key=("broken", 1))
+    (entry,) = graph_store.glob("*.pkl")
+    entry.write_bytes(b"not a pickle")
+    (graph_store / "0000000000000000-other-version.pkl").write_bytes(b"old")
+    before = dict(GRAPH_STATS)
+    with caplog.at_level("WARNING", logger="bayes.compiled"):
+        compiled = compile_model(small_model(), key=("broken", 1))
+    assert "unreadable" in caplog.text and entry.name in caplog.text
+    assert GRAPH_STATS["rewritten"] - before["rewritten"] == 1
+    assert [p.name for p in graph_store.glob("*.pkl")] == [entry.name]   # replaced; other versions removed
+    x = np.array([0.4, -0.3])
+    assert callback_logp(compiled, x)[0] == pytest.approx(reference(small_model(), x)[0], rel=1e-10)
+    assert compile_model(small_model(), key=("broken", 1)) is not None
+    assert GRAPH_STATS["loaded"] - before["loaded"] == 1
 
 
 def test_sampling_through_the_cached_model_is_seeded():
@@ -105,7 +169,7 @@ def test_sampling_through_the_cached_model_is_seeded():
 def test_falls_back_to_nutpie_when_its_internals_move(monkeypatch, caplog):
     from bayes import compiled
 
-    def moved(model):
+    def moved(model, key=None):
         raise AttributeError("module 'nutpie.compile_pymc' has no attribute '_make_functions'")
 
     monkeypatch.setattr(compiled, "_compile_cached", moved)
