@@ -176,6 +176,24 @@ def verbal(p: float) -> str:
     return "very unlikely (antagonism very likely)"
 
 
+VERBAL_CUTS = (0.99, 0.95, 0.80, 0.20, 0.05)
+
+
+def p_phrase(p: float, mcse: float = float("nan")) -> str:
+    """``P = 0.957 ± 0.005`` (the Monte Carlo error), and when P lies within two
+    such errors of a cut of :func:`verbal`, the two labels it lies between: the
+    label alone would then change with the sampler's seed."""
+    if not mcse == mcse:                        # NaN: a table without the error column
+        return f"P = {p:.3f}"
+    text = f"P = {p:.3f} ± {mcse:.3f} Monte Carlo error"
+    near = [c for c in VERBAL_CUTS if abs(p - c) <= 2 * mcse]
+    if near:
+        cut = near[0]
+        text += (f"; within two errors of the {cut:g} line, so between '{verbal(cut - 1e-9)}' "
+                 f"and '{verbal(cut + 1e-9)}'")
+    return text
+
+
 def claim(p: float) -> str:
     """The coarse conclusion a sensitivity check asks about: does it survive?"""
     if p >= 0.95:
@@ -186,7 +204,9 @@ def claim(p: float) -> str:
 
 
 VERBAL_SCALE = ("P(synergy) ≥ 0.99 virtually certain; ≥ 0.95 very likely; ≥ 0.80 likely; 0.20–0.80 "
-                "uncertain; ≤ 0.20 unlikely; ≤ 0.05 very unlikely (antagonism very likely).")
+                "uncertain; ≤ 0.20 unlikely; ≤ 0.05 very unlikely (antagonism very likely). Each P is "
+                "given with its Monte Carlo error (ESS-based); within two errors of a cut, the sentence "
+                "names both labels.")
 
 SWEEPS = (("prior_sensitivity", "prior_set", "prior set"), ("n_sensitivity", "n_treatment", "n per arm"),
           ("se_what_if", "reading", "± reading"))
@@ -216,6 +236,10 @@ def robustness(data: ReportData) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _mcse(row) -> float:
+    return float(getattr(row, "p_mcse", float("nan")))
+
+
 def conclusions(data: ReportData) -> list[str]:
     """Plain-language conclusions, each sentence computed from the tables."""
     out = []
@@ -227,13 +251,13 @@ def conclusions(data: ReportData) -> list[str]:
     bliss = syn[syn["reference"] == "bliss"]
     for r in bliss.itertuples():
         out.append(f"For {_name(r.endpoint)} ({r.study}, {r.arm}), synergy by Bliss independence is "
-                   f"{verbal(r.p_synergy)} (P = {r.p_synergy:.3f}; Bliss score {r.mean:.2f}, {ci} CI "
+                   f"{verbal(r.p_synergy)} ({p_phrase(r.p_synergy, _mcse(r))}; Bliss score {r.mean:.2f}, {ci} CI "
                    f"{r.ci_low:.2f} to {r.ci_high:.2f}; positive = synergy).")
     pooled = syn[syn["reference"] == "pooled"]
     for r in pooled.itertuples():
         out.append(f"Across endpoints, the pooled synergy (standardised interaction, joint model) is "
                    f"{r.mean:.2f} ({ci} CI {r.ci_low:.2f} to {r.ci_high:.2f}): synergy on average is "
-                   f"{verbal(r.p_synergy)} (P = {r.p_synergy:.3f}).")
+                   f"{verbal(r.p_synergy)} ({p_phrase(r.p_synergy, _mcse(r))}).")
     rob = robustness(data)
     for r in rob.itertuples():
         what = f"{_name(r.endpoint)} ({r.combination})" if r.score == "bliss" else "the pooled synergy"
@@ -272,12 +296,12 @@ def format_text(data: ReportData) -> str:
 # ---------------------------------------------------------------- the document
 
 DISPLAY_COLUMNS = {"mean": "mean", "sd": "sd", "ci_low": "CI low", "ci_high": "CI high",
-                   "p_synergy": "P(synergy)"}
+                   "p_synergy": "P(synergy)", "p_mcse": "MC error of P"}
 
 
 def _scores(frame: pd.DataFrame) -> pd.DataFrame:
     cols = [c for c in ("study", "endpoint", "reference", "arm", "mean", "sd", "ci_low", "ci_high",
-                        "p_synergy", "n_per_arm", "diagnostics") if c in frame]
+                        "p_synergy", "p_mcse", "n_per_arm", "diagnostics") if c in frame]
     return frame[cols].rename(columns={"reference": "score", "arm": "combination", **DISPLAY_COLUMNS})
 
 

@@ -27,7 +27,7 @@ def _fmt(x: float, ref: str) -> str:
 def format_scores(frame: pd.DataFrame, ci_prob: float) -> list[str]:
     """Aligned score table, one block per study x endpoint."""
     pct = f"{100 * ci_prob:g}% CI"
-    header = f"  {'score':<12} {'arm':<24} {'mean':>8} {'sd':>7}  {pct:<19} {'P(>0)':>6}"
+    header = f"  {'score':<12} {'arm':<24} {'mean':>8} {'sd':>7}  {pct:<19} {'P(>0)':>6} {'±MC':>6}"
     lines = []
     for (study, endpoint), block in frame.groupby(["study", "endpoint"], sort=False):
         first = block.iloc[0]
@@ -36,9 +36,10 @@ def format_scores(frame: pd.DataFrame, ci_prob: float) -> list[str]:
         for _, r in block.iterrows():
             ci = f"[{_fmt(r['ci_low'], r['reference'])}, {_fmt(r['ci_high'], r['reference'])}]"
             p = "" if pd.isna(r["p_synergy"]) else f"{r['p_synergy']:.3f}"
+            mc = "" if pd.isna(r.get("p_mcse", float("nan"))) else f"{r['p_mcse']:.3f}"
             lines.append(f"  {LABELS.get(r['reference'], r['reference']):<12} {r['arm']:<24} "
                          f"{_fmt(r['mean'], r['reference']):>8} {_fmt(r['sd'], r['reference']):>7}  "
-                         f"{ci:<19} {p:>6}")
+                         f"{ci:<19} {p:>6} {mc:>6}".rstrip())
     return lines
 
 
@@ -64,7 +65,7 @@ def format_result(result: FitResult) -> str:
     lines += _n_posterior_lines(result.n_posterior)
     lines += [f"Scores are sign-aligned: positive = synergy. Bliss/HSA/RA on the log scale of arm means; "
               f"intervals are {100 * ci_prob:g}% equal-tailed; P(>0) = posterior probability of synergy "
-              f"(for TGI %: of inhibition)."]
+              f"(for TGI %: of inhibition); ±MC = its Monte Carlo standard error."]
     if not result.synergy.empty:
         lines += format_scores(result.synergy, ci_prob)
     if result.sensitivity is not None and not result.sensitivity.empty:

@@ -98,26 +98,47 @@ def tgi_percent(arm_mean: xr.DataArray) -> xr.DataArray:
     return 100.0 * (1.0 - arm_mean.isel(arm=slice(1, None)) / control)
 
 
+def p_mcse(draws: xr.DataArray) -> float:
+    """Monte Carlo standard error of P(> 0) from MCMC draws (dims ``chain, draw``):
+    arviz-stats' ESS-based MCSE of the mean of the indicator; 0 when every draw
+    agrees (the error is then below 1 / number of draws).  Draws without those
+    dims are read as one chain."""
+    import arviz_stats as azs
+
+    if set(getattr(draws, "dims", ())) == {"chain", "draw"}:
+        values = np.asarray(draws.transpose("chain", "draw"), float)
+    else:                                   # draws of unknown order: one chain
+        values = np.asarray(draws, float).reshape(1, -1)
+    above = (values > 0).astype(float)
+    if above.min() == above.max():
+        return 0.0
+    return float(azs.mcse(above, method="mean"))
+
+
 def summarise_draws(draws: xr.DataArray, ci_prob: float = config.CI_PROB,
                     weights: xr.DataArray | None = None) -> dict[str, float]:
-    """Mean, sd, equal-tailed interval and P(> 0) of a scalar posterior.
+    """Mean, sd, equal-tailed interval, P(> 0) and its Monte Carlo error ``p_mcse``
+    of a scalar posterior (dims ``chain, draw``).
 
     ``weights``: importance weights of the draws (dims ``chain, draw``, summing
     to 1; :mod:`bayes.sensitivity`), or ``None`` for equally weighted draws.
+    With weights, ``p_mcse`` is the self-normalised importance sampling error
+    ``sqrt(sum w^2 (1[x > 0] - P)^2)``, which ignores autocorrelation.
     """
     tail = (1.0 - ci_prob) / 2.0
     if weights is None:
         values = np.asarray(draws, float).ravel()
         low, high = np.quantile(values, [tail, 1.0 - tail])
         return {"mean": values.mean(), "sd": values.std(ddof=1), "ci_low": low, "ci_high": high,
-                "ci_prob": ci_prob, "p_synergy": float((values > 0).mean())}
+                "ci_prob": ci_prob, "p_synergy": float((values > 0).mean()), "p_mcse": p_mcse(draws)}
     values = np.asarray(draws.transpose(*weights.dims), float).ravel()
     w = np.asarray(weights, float).ravel()
     mean = float(w @ values)
     sd = np.sqrt(float(w @ (values - mean) ** 2) / (1.0 - float(w @ w)))   # reliability-weights correction
     low, high = np.quantile(values, [tail, 1.0 - tail], weights=w, method="inverted_cdf")
+    p = float(w @ (values > 0))
     return {"mean": mean, "sd": sd, "ci_low": low, "ci_high": high, "ci_prob": ci_prob,
-            "p_synergy": float(w @ (values > 0))}
+            "p_synergy": p, "p_mcse": float(np.sqrt(w**2 @ ((values > 0) - p) ** 2))}
 
 
 def cell_table(posterior: xr.Dataset, design: Design, kind: str, better: str, *,
@@ -153,6 +174,6 @@ def pooled_table(model_posterior: xr.Dataset, *, ci_prob: float = config.CI_PROB
     rows = [{"reference": "pooled", "arm": "all combinations", "scale": scale,
              **summarise_draws(model_posterior["synergy_mean"], ci_prob, weights)}]
     spread = summarise_draws(model_posterior["synergy_sd"], ci_prob, weights)
-    spread["p_synergy"] = float("nan")  # a spread has no direction
+    spread["p_synergy"] = spread["p_mcse"] = float("nan")  # a spread has no direction
     rows.append({"reference": "pooled_sd", "arm": "between endpoints", "scale": scale, **spread})
     return pd.DataFrame(rows)

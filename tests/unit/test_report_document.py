@@ -133,7 +133,8 @@ def test_conclusions_quote_the_computed_numbers(data):
     lines = report.conclusions(data)
     bliss = data.fit.synergy[data.fit.synergy["reference"] == "bliss"]
     for r in bliss.itertuples():
-        assert any(f"P = {r.p_synergy:.3f}" in line and r.endpoint.replace("_", " ") in line for line in lines)
+        phrase = report.p_phrase(r.p_synergy, getattr(r, "p_mcse", float("nan")))   # fixture: no error column
+        assert any(phrase in line and r.endpoint.replace("_", " ") in line for line in lines)
     assert data.comparison.sentence in lines and data.link.sentence in lines
 
 
@@ -199,6 +200,15 @@ def test_robustness_says_whether_the_conclusion_survives(data):
                                     (0.01, "very unlikely (antagonism very likely)")])
 def test_verbal_scale(p, word):
     assert report.verbal(p) == word
+
+
+def test_p_phrase_names_both_labels_when_monte_carlo_error_straddles_a_cut():
+    assert report.p_phrase(0.957, 0.005) == ("P = 0.957 ± 0.005 Monte Carlo error; within two errors of the "
+                                             "0.95 line, so between 'likely' and 'very likely'")
+    assert report.p_phrase(0.957, 0.003) == "P = 0.957 ± 0.003 Monte Carlo error"       # 0.007 > 2 x 0.003
+    assert report.p_phrase(0.21, 0.01).endswith("between 'unlikely (antagonism likely)' and 'uncertain'")
+    assert report.p_phrase(1.0, 0.0) == "P = 1.000 ± 0.000 Monte Carlo error"
+    assert report.p_phrase(0.5) == "P = 0.500"                 # a saved table without the error column
 
 
 def test_text_is_escaped_in_html_and_markdown():

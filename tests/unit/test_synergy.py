@@ -172,6 +172,29 @@ def test_weighted_summaries_equal_the_summaries_of_repeated_draws():
         assert equal[key] == pytest.approx(plain[key], rel=1e-12)
 
 
+def test_the_monte_carlo_error_of_p_follows_the_effective_sample_size():
+    """Independent draws: the binomial error sqrt(P(1-P)/N).  Strongly autocorrelated
+    draws (an AR(1) chain with rho 0.9; the indicator of x > 0 is less autocorrelated than
+    x itself, whose ESS is about N/19): between 2 and sqrt(19) times larger.
+    Equal weights: the binomial error again; all draws on one side: 0."""
+    rng = np.random.default_rng(5)
+    iid = rng.normal(1.5, 1.0, size=(4, 5000))
+    out = summarise_draws(xr.DataArray(iid, dims=("chain", "draw")))
+    p = out["p_synergy"]
+    binomial = np.sqrt(p * (1 - p) / iid.size)
+    assert out["p_mcse"] == pytest.approx(binomial, rel=0.1)
+    ar = np.zeros((4, 5000))
+    for t in range(1, ar.shape[1]):
+        ar[:, t] = 0.9 * ar[:, t - 1] + np.sqrt(1 - 0.81) * rng.normal(size=4)
+    slow = summarise_draws(xr.DataArray(ar + 1.5, dims=("chain", "draw")))
+    fast = np.sqrt(slow["p_synergy"] * (1 - slow["p_synergy"]) / ar.size)
+    assert 2.0 < slow["p_mcse"] / fast < np.sqrt(19)
+    weights = xr.DataArray(np.full(iid.shape, 1 / iid.size), dims=("chain", "draw"))
+    weighted = summarise_draws(xr.DataArray(iid, dims=("chain", "draw")), weights=weights)
+    assert weighted["p_mcse"] == pytest.approx(binomial, rel=1e-9)
+    assert summarise_draws(xr.DataArray(np.abs(iid) + 0.1, dims=("chain", "draw")))["p_mcse"] == 0.0
+
+
 # --------------------------------------------------------------------------- cell table
 
 def posterior(n_draws=400, seed=3, with_interaction=True):
@@ -193,7 +216,7 @@ def test_cell_table_lower():
     post = posterior()
     table = cell_table(post, DESIGN, "positive", "lower")
     assert list(table.columns) == ["reference", "arm", "scale", "mean", "sd", "ci_low", "ci_high",
-                                   "ci_prob", "p_synergy"]
+                                   "ci_prob", "p_synergy", "p_mcse"]
     assert list(zip(table["reference"], table["arm"])) == [
         ("bliss", "A+B"), ("hsa", "A+B"), ("ra", "A+B"), ("interaction", "A+B"),
         ("tgi", "A"), ("tgi", "B"), ("tgi", "A+B")]
@@ -325,7 +348,7 @@ def test_pooled_table_rows():
     assert spread["mean"] == pytest.approx(sd.mean(), rel=1e-12)
     assert np.isnan(spread["p_synergy"])
     assert table.columns.tolist() == ["reference", "arm", "scale", "mean", "sd", "ci_low", "ci_high",
-                                      "ci_prob", "p_synergy"]
+                                      "ci_prob", "p_synergy", "p_mcse"]
 
 
 def test_pooled_table_is_empty_without_a_joint_synergy():
