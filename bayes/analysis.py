@@ -32,7 +32,8 @@ from bayes.models.cells import Cell, cohort_rows, make_cell
 from bayes.nprior import CohortN, NPrior, cohort_n
 from bayes.priors import PriorSet, load_prior_set
 from bayes.results import FitResult, node_name
-from bayes.sampling import DEFAULT_CACHE, ModelCache, SamplerSettings, diagnose, diagnostics_frame, sample_spec, split_cells
+from bayes.sampling import (DEFAULT_CACHE, ModelCache, Pending, SamplerSettings, diagnose, diagnostics_frame,
+                            split_cells, start_sample)
 from bayes.synergy import cell_table, pooled_table, summarise_draws
 
 DEFAULT_MODEL = "joint"
@@ -72,6 +73,18 @@ def fit(study: Study, *, model: str = DEFAULT_MODEL, n: NPrior | int | None = No
     ``seed`` replaces ``settings.seed``; ``progress`` is an optional callable
     taking one line of text, called before each model is sampled.
     """
+    return start_fit(study, model=model, n=n, priors=priors, settings=settings, ci_prob=ci_prob, seed=seed,
+                     cache=cache, progress=progress).result()
+
+
+def start_fit(study: Study, *, model: str = DEFAULT_MODEL, n: NPrior | int | None = None,
+              priors: PriorSet | str = "default", settings: SamplerSettings | None = None,
+              ci_prob: float = config.CI_PROB, seed: int | None = None,
+              cache: ModelCache | None = None, progress=None) -> Pending:
+    """:func:`fit`, started: every model of the fit is compiled and set sampling
+    in the background (:func:`bayes.sampling.start_sample`), the next one
+    compiling while the first samples; ``result()`` waits and returns the
+    :class:`FitResult`, the same as :func:`fit`'s."""
     if not 0 < ci_prob < 1:
         raise ValueError("ci_prob must be between 0 and 1")
     if model == "link":
@@ -85,14 +98,23 @@ def fit(study: Study, *, model: str = DEFAULT_MODEL, n: NPrior | int | None = No
     nprior = as_nprior(n)
     cache = cache or DEFAULT_CACHE
 
-    tree = xr.DataTree()
-    tables, diags, arms, n_rows, notes, fits = [], [], [], [], {}, []
+    started = []
     for spec in model_specs(study, model, nprior):
         label = "joint model" if spec.family == "joint" else spec.cells[0].endpoint
         key = "joint" if spec.family == "joint" else spec.cells[0].key
         if progress:
             progress(f"sampling {model} model: {label if spec.family != 'joint' else f'{len(spec.cells)} cells'}")
-        raw, free = sample_spec(spec, prior_set, settings=settings, key=key, cache=cache)
+        started.append((spec, label, start_sample(spec, prior_set, settings=settings, key=key, cache=cache)))
+    compilations = cache.compilations       # as of now: other work may compile while these sample
+    return Pending(lambda: _finish_fit(study, model, nprior, prior_set, settings, ci_prob, compilations, started))
+
+
+def _finish_fit(study: Study, model: str, nprior: NPrior, prior_set: PriorSet, settings: SamplerSettings,
+                ci_prob: float, compilations: int, started: list) -> FitResult:
+    tree = xr.DataTree()
+    tables, diags, arms, n_rows, notes, fits = [], [], [], [], {}, []
+    for spec, label, pending in started:
+        raw, free = pending.result()
         verdict = diagnose(raw, free)
         fits.append((spec, raw))
         diag_study = spec.cells[0].study if spec.family != "joint" else "all"
@@ -132,7 +154,7 @@ def fit(study: Study, *, model: str = DEFAULT_MODEL, n: NPrior | int | None = No
         "sampler": settings.to_dict(),
         "ci_prob": ci_prob,
         "ci_kind": config.CI_KIND,
-        "compilations": cache.compilations,
+        "compilations": compilations,
     }
     return FitResult(
         tree=tree,

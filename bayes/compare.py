@@ -882,14 +882,17 @@ def fit_models(study, *, models: tuple[str, ...] = MODEL_ORDER, priors: PriorSet
     ``fits`` to its ``[(spec, raw tree)]`` for :func:`compare_models`;
     ``skipped`` says why the link model was not fitted (several studies, no
     immune readout) and ``notes`` which fits failed their diagnostics.
-    ``step(name, line)``, if given, is called before each model.
+    Every model is compiled and queued for sampling first (the next compiling
+    while the first samples), then each is waited for.  ``step(name, line)``,
+    if given, is called before each model is started and before the waiting
+    (``"fits"``).
     """
     unknown = set(models) - set(MODEL_ORDER)
     if unknown or not models:
         raise ValueError(f"unknown model(s) {sorted(unknown)}; valid: {', '.join(MODEL_ORDER)}")
     from bayes import config
-    from bayes.analysis import fit
-    from bayes.link import fit_link
+    from bayes.analysis import start_fit
+    from bayes.link import start_link
     from bayes.models.cells import make_cell
     from bayes.models.link import layout
 
@@ -906,17 +909,18 @@ def fit_models(study, *, models: tuple[str, ...] = MODEL_ORDER, priors: PriorSet
             layout(tuple(make_cell(study.cell(s, e)) for s, e in study.cells()))
         except InputError as err:
             skipped["link"] = f"not fitted: {err.message}"
-    for name in ("joint", "factorial", "additive", "link"):
+    started = {}
+    for name in ("joint", "factorial", "additive", "link"):   # each compiles while the ones before sample
         if name not in models or name in skipped:
             continue
         if step:
             step(name, lines[name])
-        if name == "link":
-            result = fit_link(study, **common)
-            fits[name] = [(result.spec, result.tree)]
-        else:
-            result = fit(study, model=name, **common)
-            fits[name] = result.fits
+        started[name] = start_link(study, **common) if name == "link" else start_fit(study, model=name, **common)
+    if step and started:
+        step("fits", "waiting for the fits still sampling")
+    for name, pending in started.items():
+        result = pending.result()
+        fits[name] = [(result.spec, result.tree)] if name == "link" else result.fits
         results[name] = result
         if not result.passed:
             notes[name] = "fit FAILED its diagnostics"

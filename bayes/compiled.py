@@ -262,13 +262,13 @@ def _functions(model, key):
     return n_dim, n_expanded, logp_pt, expand_pt, flat_initial_point, shape_info, reparameterized, False
 
 
-def _compile_cached(model, key=None):
+def _compile_cached(model, structure_key=None):
     import numba
     from nutpie import compile_pymc as ncp
     from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS
 
     (n_dim, n_expanded, logp_pt, expand_pt, flat_initial_point, shape_info,
-     reparameterized, graphs_loaded) = _functions(model, key)
+     reparameterized, graphs_loaded) = _functions(model, structure_key)
     logp_fn, expand_fn = logp_pt.vm.jit_fn, expand_pt.vm.jit_fn
 
     shared_data, shared_keys = {}, {}

@@ -262,8 +262,15 @@ class LinkResult:
 def fit_link(study, *, n=None, priors: PriorSet | str = "default", settings=None, seed: int | None = None,
              cache=None, ci_prob: float = config.CI_PROB) -> LinkResult:
     """Fit the NK-link model to ``study`` (one study) and build the report."""
+    return start_link(study, n=n, priors=priors, settings=settings, seed=seed, cache=cache, ci_prob=ci_prob).result()
+
+
+def start_link(study, *, n=None, priors: PriorSet | str = "default", settings=None, seed: int | None = None,
+               cache=None, ci_prob: float = config.CI_PROB):
+    """:func:`fit_link`, started (:func:`bayes.sampling.start_sample`): ``result()``
+    waits for the sampler and returns the :class:`LinkResult`."""
     from bayes.analysis import as_nprior, model_specs
-    from bayes.sampling import DEFAULT_CACHE, SamplerSettings, diagnose, diagnostics_frame, sample_spec, split_cells
+    from bayes.sampling import DEFAULT_CACHE, Pending, SamplerSettings, start_sample
 
     prior_set = priors if isinstance(priors, PriorSet) else load_prior_set(priors)
     settings = settings or SamplerSettings()
@@ -273,7 +280,14 @@ def fit_link(study, *, n=None, priors: PriorSet | str = "default", settings=None
     nprior = as_nprior(n)
     spec, = model_specs(study, "link", nprior)
     cache = cache or DEFAULT_CACHE
-    raw, free = sample_spec(spec, prior_set, settings=settings, key=f"link:{spec.cells[0].study}", cache=cache)
+    pending = start_sample(spec, prior_set, settings=settings, key=f"link:{spec.cells[0].study}", cache=cache)
+    return Pending(lambda: _finish_link(study, spec, nprior, prior_set, settings, ci_prob, pending))
+
+
+def _finish_link(study, spec, nprior, prior_set: PriorSet, settings, ci_prob: float, pending) -> LinkResult:
+    from bayes.sampling import diagnose, diagnostics_frame, split_cells
+
+    raw, free = pending.result()
     verdict = diagnose(raw, free)
     _, model_tree = split_cells(raw, spec)
     table = link_table(model_tree, spec, prior_set, ci_prob=ci_prob, seed=settings.seed, passed=verdict.passed)

@@ -112,6 +112,27 @@ def compute(study: Study, *, priors: str = "default", settings=None, n=None, see
         raise BayesError(f"unknown evidence method {evidence!r}; valid: {', '.join(EVIDENCE_LABEL)}")
     how = (f"SMC marginal likelihoods with {smc_chains} chains x {smc_draws} particles" if evidence == "smc"
            else "marginal likelihoods by bridge sampling on the posterior draws")
+    # The sensitivity variants go first: the reweighted ones are computed now and every
+    # refit set sampling in the background (nutpie's own threads), so that the model
+    # comparison, the prior predictive checks and psense run while they sample.
+    clock.step("sensitivity", "sensitivity variants (reweighting the headline fit where reliable; "
+               "refits sample in the background while the next steps run)")
+    swept = dict(progress=clock.say, base=(main, prior_set), model="joint", settings=settings, ci_prob=ci_prob)
+    clock.say("prior sets: " + ", ".join(p for p in prior_sets if p != prior_set.name))
+    sweeps = {"prior_sensitivity": sens.start_sweep(
+        **sens.prior_variants(study, prior_sets=prior_sets, main=main.synergy, main_priors=prior_set.name),
+        n=nprior, **swept)}
+    values = tuple(n_values or sens.DEFAULT_VALUES)
+    if nprior.mode == "marginal" and not study.n_known:
+        clock.say(f"n-sensitivity at n = {', '.join(map(str, values))}")
+        sweeps["n_sensitivity"] = sens.start_sweep(
+            **sens.n_variants(study, values=values, low=nprior.low, high=nprior.high, main=main.synergy),
+            priors=prior_set, **swept)
+    if sens.sem_cohorts(study):
+        clock.say("SD-vs-SE what-if: '±' read as SEM")
+        sweeps["se_what_if"] = sens.start_sweep(**sens.se_variants(study, main=main.synergy), priors=prior_set,
+                                                n=nprior, **swept)
+
     clock.step("comparison", f"comparing models (PSIS-LOO, stacking, {how})")
     comparison = compare_models(fits, prior_set, evidence=evidence, smc_draws=smc_draws, smc_chains=smc_chains,
                                 seed=settings.seed, progress=clock.say, skipped=skipped, notes=notes,
@@ -119,35 +140,22 @@ def compute(study: Study, *, priors: str = "default", settings=None, n=None, see
     evidence_settings = ({"evidence": evidence, "smc_draws": smc_draws, "smc_chains": smc_chains}
                          if evidence == "smc" else {"evidence": evidence, "bridge_reps": BRIDGE_REPS})
 
-    tables: dict[str, pd.DataFrame] = {}
-    clock.step("prior_sets", "prior sets (reweighting the headline fit where reliable, else refitting): "
-               + ", ".join(p for p in prior_sets if p != prior_set.name))
-    tables["prior_sensitivity"] = sens.prior_sensitivity(
-        study, prior_sets=prior_sets, model="joint", progress=clock.say, main=main.synergy,
-        main_priors=prior_set.name, n=nprior, settings=settings, ci_prob=ci_prob, base=(main, prior_set))
-
     clock.step("prior_predictive", "prior predictive checks of each prior set (forward draws)")
     implied, synergy_prior = compare_prior_sets(study, names=tuple(prior_sets), seed=settings.seed)
-    tables["prior_predictive"] = implied
-    tables["prior_synergy"] = synergy_prior
 
     clock.step("psense", "power-scaling prior and likelihood sensitivity (psense)")
     (spec, raw), = main.fits
     logged = with_log_groups(spec, raw, prior_set, seed=settings.seed)
     names = [v for v in ("synergy_mean", "synergy_sd", "synergy") if v in logged["posterior"].data_vars]
-    tables["psense"] = sens.psense_table(logged, names) if names else pd.DataFrame()
+    psense = sens.psense_table(logged, names) if names else pd.DataFrame()
 
-    values = tuple(n_values or sens.DEFAULT_VALUES)
-    if nprior.mode == "marginal" and not study.n_known:
-        clock.step("n_sensitivity", f"n-sensitivity at n = {', '.join(map(str, values))}")
-        tables["n_sensitivity"] = sens.n_sensitivity(
-            study, model="joint", values=values, low=nprior.low, high=nprior.high, progress=clock.say,
-            main=main.synergy, base=(main, prior_set), **common)
-
-    if sens.sem_cohorts(study):
-        clock.step("se_what_if", "SD-vs-SE what-if: '±' read as SEM")
-        tables["se_what_if"] = sens.se_what_if(study, model="joint", progress=clock.say, main=main.synergy,
-                                               n=nprior, base=(main, prior_set), **common)
+    clock.step("sensitivity_refits", "waiting for the sensitivity refits still sampling")
+    tables: dict[str, pd.DataFrame] = {"prior_sensitivity": sweeps["prior_sensitivity"].result(),
+                                       "prior_predictive": implied, "prior_synergy": synergy_prior,
+                                       "psense": psense}
+    for name in ("n_sensitivity", "se_what_if"):
+        if name in sweeps:
+            tables[name] = sweeps[name].result()
     tables["diagnostics"] = pd.concat([r.diagnostics.assign(model=name) for name, r in results.items()],
                                       ignore_index=True)
     clock.stop()

@@ -19,7 +19,13 @@ result: a failing fit is flagged, never silently summarised.
 
 from __future__ import annotations
 
+import atexit
+import os
+import queue
+import threading
+import weakref
 import zlib
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
@@ -130,32 +136,136 @@ def compiled_with_data(spec: ModelSpec, priors: PriorSet, cache: ModelCache) -> 
     return compiled.with_data(**values), free
 
 
+class _SamplerQueue:
+    """One background thread that runs the samplers started by :func:`start_sample`,
+    one after another, in the order they were started.
+
+    nutpie samples in its own threads without Python's lock, so while one
+    model samples on every core the caller can compile the next or run
+    Python-side analyses.  One at a time, because several samplers at once
+    would share the cores with the caller's thread on equal terms and starve
+    it.  The thread is a daemon: at exit, :func:`_cancel_running` stops what is
+    still sampling and drops what has not started.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._pid = None
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+
+    def submit(self, job) -> Future:
+        future: Future = Future()
+        with self._lock:
+            if self._pid != os.getpid():          # first use, or a forked child without the thread
+                self._jobs = queue.SimpleQueue()
+                threading.Thread(target=self._work, args=(self._jobs,), name="bayes-sampler", daemon=True).start()
+                self._pid = os.getpid()
+            self._jobs.put((job, future))
+        return future
+
+    @staticmethod
+    def _work(jobs: queue.SimpleQueue) -> None:
+        while True:
+            job, future = jobs.get()
+            if _EXITING:
+                future.cancel()
+            if not future.set_running_or_notify_cancel():
+                continue
+            _IDLE.clear()
+            try:
+                future.set_result(job())
+            except BaseException as exc:  # noqa: BLE001  -- handed to whoever waits for the result
+                future.set_exception(exc)
+            finally:
+                _IDLE.set()
+
+
+_QUEUE = _SamplerQueue()
+_RUNNING: "weakref.WeakSet" = weakref.WeakSet()     # nutpie samplers now sampling
+_EXITING = False
+_IDLE = threading.Event()                             # set while the queue's thread runs no job
+_IDLE.set()
+
+
+@atexit.register
+def _cancel_running() -> None:
+    """At exit (an error or Ctrl-C between starting a fit and waiting for it), stop
+    the sampler still running and start no other: nutpie's threads must not
+    outlive the compiled code they call."""
+    global _EXITING
+    _EXITING = True
+    for sampler in list(_RUNNING):
+        try:
+            sampler.cancel()
+        except Exception:  # noqa: BLE001  -- exiting anyway; nothing to report to
+            pass
+    _IDLE.wait(timeout=60)     # the queue's thread finishes its job before the interpreter goes
+
+
+def _run_nutpie(compiled, **kwargs) -> xr.DataTree:
+    import nutpie
+
+    sampler = nutpie.sample(compiled, blocking=False, **kwargs)
+    _RUNNING.add(sampler)
+    try:
+        return sampler.wait()
+    finally:
+        _RUNNING.discard(sampler)
+
+
+class Pending:
+    """Work under way (:func:`start_sample`, :func:`bayes.analysis.start_fit`,
+    :func:`bayes.sensitivity.start_sweep`): :meth:`result` waits for it (once)
+    and returns what it made."""
+
+    def __init__(self, finish):
+        self._finish, self._done, self._value = finish, False, None
+
+    def result(self):
+        if not self._done:
+            self._value, self._done, self._finish = self._finish(), True, None
+        return self._value
+
+
+def start_sample(spec: ModelSpec, priors: PriorSet, *, settings: SamplerSettings, key: str,
+                 cache: ModelCache | None = None) -> Pending:
+    """Compile one model (or take it from the cache), queue it for sampling in the
+    background (:class:`_SamplerQueue`) and return; ``result()`` gives what
+    :func:`sample_spec` returns.  The draws do not depend on what else runs
+    meanwhile: each fit has its own seed (:func:`cell_seed`).  PyMC's sampler
+    (``sampler="pymc"``) has no background mode: it samples here."""
+    seed = cell_seed(settings.seed, key)
+    off = spec.switched_off()    # prior-only draws: not diagnosed (the raw tree keeps them for compare)
+    if settings.sampler == "nutpie":
+        compiled, free = compiled_with_data(spec, priors, cache or DEFAULT_CACHE)
+        kwargs = dict(draws=settings.draws, tune=settings.tune, chains=settings.chains, cores=settings.cores,
+                      seed=seed, target_accept=settings.target_accept, adaptation=settings.adaptation,
+                      progress_bar=False, save_warmup=False)
+        future = _QUEUE.submit(lambda: _run_nutpie(compiled, **kwargs))
+
+        def finish():
+            tree = relabel(future.result(), spec)
+            return _drop_object_stats(tree), [name for name in free if name not in off]
+
+        return Pending(finish)
+    import pymc as pm
+
+    model = build_model(spec, priors)
+    free = [rv.name for rv in model.free_RVs]
+    with model:
+        tree = pm.sample(draws=settings.draws, tune=settings.tune, chains=settings.chains,
+                         cores=settings.cores, random_seed=seed, nuts_sampler="pymc",
+                         target_accept=settings.target_accept, progressbar=False,
+                         compute_convergence_checks=False)
+    tree = xr.DataTree.from_dict({g: tree[g].to_dataset() for g in ("posterior", "sample_stats")})
+    done = (_drop_object_stats(tree), [name for name in free if name not in off])
+    return Pending(lambda: done)
+
+
 def sample_spec(spec: ModelSpec, priors: PriorSet, *, settings: SamplerSettings, key: str,
                 cache: ModelCache | None = None) -> tuple[xr.DataTree, list[str]]:
     """Sample one model: its ArviZ DataTree (per-cell names still prefixed) and free variables."""
-    seed = cell_seed(settings.seed, key)
-    if settings.sampler == "nutpie":
-        import nutpie
-
-        compiled, free = compiled_with_data(spec, priors, cache or DEFAULT_CACHE)
-        tree = nutpie.sample(compiled, draws=settings.draws,
-                             tune=settings.tune, chains=settings.chains, cores=settings.cores,
-                             seed=seed, target_accept=settings.target_accept, adaptation=settings.adaptation,
-                             progress_bar=False, save_warmup=False)
-        tree = relabel(tree, spec)
-    else:
-        import pymc as pm
-
-        model = build_model(spec, priors)
-        free = [rv.name for rv in model.free_RVs]
-        with model:
-            tree = pm.sample(draws=settings.draws, tune=settings.tune, chains=settings.chains,
-                             cores=settings.cores, random_seed=seed, nuts_sampler="pymc",
-                             target_accept=settings.target_accept, progressbar=False,
-                             compute_convergence_checks=False)
-        tree = xr.DataTree.from_dict({g: tree[g].to_dataset() for g in ("posterior", "sample_stats")})
-    off = spec.switched_off()    # prior-only draws: not diagnosed (the raw tree keeps them for compare)
-    return _drop_object_stats(tree), [name for name in free if name not in off]
+    return start_sample(spec, priors, settings=settings, key=key, cache=cache).result()
 
 
 def _strip(ds: xr.Dataset, p: str, names: list[str]) -> xr.Dataset:

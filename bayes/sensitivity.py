@@ -45,11 +45,12 @@ import pandas as pd
 import xarray as xr
 
 from bayes import config
-from bayes.analysis import as_nprior, fit, model_specs, synergy_rows
+from bayes.analysis import as_nprior, model_specs, start_fit, synergy_rows
 from bayes.data import Study
 from bayes.nprior import NPrior
 from bayes.priors import PriorSet, load_prior_set
 from bayes.results import FitResult
+from bayes.sampling import Pending
 
 DEFAULT_VALUES = (3, 5, 8, 10, 15, 20)
 KEY_REFERENCES = ("bliss", "pooled")
@@ -200,8 +201,19 @@ def sweep(variants: list[tuple[str, Study, dict]], *, column: str, progress=None
     tried by importance reweighting (:func:`reweight`); a variant it cannot
     serve reliably is refitted.  ``method`` says which was used.
     """
+    return start_sweep(variants, column=column, progress=progress, reuse=reuse, base=base,
+                       **fit_kwargs).result()
+
+
+def start_sweep(variants: list[tuple[str, Study, dict]], *, column: str, progress=None,
+                reuse: dict[str, pd.DataFrame] | None = None, base: tuple[FitResult, PriorSet] | None = None,
+                **fit_kwargs) -> Pending:
+    """:func:`sweep`, started: the reweighting is done here and every refit set
+    sampling in the background (:func:`bayes.analysis.start_fit`), so the
+    caller can do other work while they sample; ``result()`` waits and
+    returns the table."""
     reuse = reuse or {}
-    frames, memo = [], {}
+    rows, memo = [], {}
     for label, study, extra in variants:
         kwargs = {**fit_kwargs, **extra}
         method = {"method": "refit", "pareto_k": np.nan, "is_ess": np.nan}
@@ -222,10 +234,28 @@ def sweep(variants: list[tuple[str, Study, dict]], *, column: str, progress=None
                 if progress:
                     why = f" (not reweighted: {result.reason})" if result is not None else ""
                     progress(f"{column.replace('_', ' ')}: {label}: refitting{why}")
-                synergy = fit(study, **kwargs).synergy
-        frames.append(key_results(synergy).assign(**{column: label}, **method))
-    frame = pd.concat(frames, ignore_index=True)
-    return frame[[column] + KEY_COLUMNS + METHOD_COLUMNS]
+                synergy = start_fit(study, **kwargs)
+        rows.append((label, synergy, method))
+
+    def finish() -> pd.DataFrame:
+        frames = []
+        for label, synergy, method in rows:
+            table = synergy.result().synergy if isinstance(synergy, Pending) else synergy
+            frames.append(key_results(table).assign(**{column: label}, **method))
+        frame = pd.concat(frames, ignore_index=True)
+        return frame[[column] + KEY_COLUMNS + METHOD_COLUMNS]
+
+    return Pending(finish)
+
+
+def n_variants(study: Study, *, values=DEFAULT_VALUES, low: int = 3, high: int = 20,
+               main: pd.DataFrame | None = None) -> dict:
+    """The variants of :func:`n_sensitivity`, as keyword arguments of :func:`sweep`."""
+    wide_low, wide_high = min(low, *values), max(high, *values)
+    variants = [(str(v), study, {"n": NPrior.fixed(v, wide_low, wide_high)}) for v in values]
+    variants.append(("marginal", study, {"n": NPrior("marginal", None, wide_low, wide_high)}))
+    reuse = {"marginal": main} if main is not None and (wide_low, wide_high) == (low, high) else None
+    return {"variants": variants, "column": "n_treatment", "reuse": reuse}
 
 
 def n_sensitivity(study: Study, *, model: str, values=DEFAULT_VALUES, low: int = 3, high: int = 20,
@@ -236,12 +266,21 @@ def n_sensitivity(study: Study, *, model: str, values=DEFAULT_VALUES, low: int =
     ``low..high``, reused as the 'marginal' column when ``values`` do not
     widen that range.  ``base``: see :func:`sweep`.
     """
-    wide_low, wide_high = min(low, *values), max(high, *values)
-    variants = [(str(v), study, {"n": NPrior.fixed(v, wide_low, wide_high)}) for v in values]
-    variants.append(("marginal", study, {"n": NPrior("marginal", None, wide_low, wide_high)}))
-    reuse = {"marginal": main} if main is not None and (wide_low, wide_high) == (low, high) else None
-    return sweep(variants, column="n_treatment", progress=progress, reuse=reuse, base=base, model=model,
-                 **fit_kwargs)
+    return sweep(**n_variants(study, values=values, low=low, high=high, main=main), progress=progress,
+                 base=base, model=model, **fit_kwargs)
+
+
+def prior_variants(study: Study, *, prior_sets=("default", "sceptical", "optimistic"),
+                   main: pd.DataFrame | None = None, main_priors: str | None = None) -> dict:
+    """The variants of :func:`prior_sensitivity`, as keyword arguments of :func:`sweep`."""
+    names = [str(p) for p in prior_sets]
+    reuse = None
+    if main is not None and main_priors is not None:
+        reuse = {main_priors: main}
+        if main_priors not in names:
+            names.insert(0, main_priors)
+    return {"variants": [(name, study, {"priors": name}) for name in names], "column": "prior_set",
+            "reuse": reuse}
 
 
 def prior_sensitivity(study: Study, *, prior_sets=("default", "sceptical", "optimistic"), model: str = "joint",
@@ -250,15 +289,8 @@ def prior_sensitivity(study: Study, *, prior_sets=("default", "sceptical", "opti
     """One row per prior set x key result.  ``main`` (the synergy table of a fit
     under the prior set named ``main_priors``) is reused, listed first when
     that set is not among ``prior_sets``.  ``base``: see :func:`sweep`."""
-    names = [str(p) for p in prior_sets]
-    reuse = None
-    if main is not None and main_priors is not None:
-        reuse = {main_priors: main}
-        if main_priors not in names:
-            names.insert(0, main_priors)
-    variants = [(name, study, {"priors": name}) for name in names]
-    return sweep(variants, column="prior_set", progress=progress, reuse=reuse, base=base, model=model,
-                 **fit_kwargs)
+    return sweep(**prior_variants(study, prior_sets=prior_sets, main=main, main_priors=main_priors),
+                 progress=progress, base=base, model=model, **fit_kwargs)
 
 
 def read_as_se(study: Study, cohorts=None) -> Study:
@@ -284,6 +316,17 @@ def sem_cohorts(study: Study) -> list[str]:
     return list(dict.fromkeys(table.loc[table["sd"].notna() & table["se"].isna(), "cohort"]))
 
 
+def se_variants(study: Study, *, main: pd.DataFrame | None = None) -> dict:
+    """The variants of :func:`se_what_if`, as keyword arguments of :func:`sweep`."""
+    cohorts = sem_cohorts(study)
+    variants = [("as entered (SD)", study, {})]
+    variants += [(f"SEM in {c}", read_as_se(study, [c]), {}) for c in cohorts]
+    if len(cohorts) > 1:
+        variants.append(("SEM everywhere", read_as_se(study), {}))
+    reuse = {"as entered (SD)": main} if main is not None else None
+    return {"variants": variants, "column": "reading", "reuse": reuse}
+
+
 def se_what_if(study: Study, *, model: str = "joint", progress=None, main: pd.DataFrame | None = None,
                base=None, **fit_kwargs) -> pd.DataFrame:
     """Key results with "±" as entered (SD), as SEM per cohort, and as SEM everywhere.
@@ -291,13 +334,7 @@ def se_what_if(study: Study, *, model: str = "joint", progress=None, main: pd.Da
     ``main``: the synergy table of the fit as entered, reused instead of refitted.
     ``base``: see :func:`sweep`.
     """
-    cohorts = sem_cohorts(study)
-    variants = [("as entered (SD)", study, {})]
-    variants += [(f"SEM in {c}", read_as_se(study, [c]), {}) for c in cohorts]
-    if len(cohorts) > 1:
-        variants.append(("SEM everywhere", read_as_se(study), {}))
-    reuse = {"as entered (SD)": main} if main is not None else None
-    return sweep(variants, column="reading", progress=progress, reuse=reuse, base=base, model=model, **fit_kwargs)
+    return sweep(**se_variants(study, main=main), progress=progress, base=base, model=model, **fit_kwargs)
 
 
 def wide(frame: pd.DataFrame, column: str) -> pd.DataFrame:

@@ -117,3 +117,58 @@ def test_n_assumption_changes_the_uncertainty(tumour, cache, quick):
     pick = lambda t: t.query("endpoint == 'tumor_volume' and reference == 'bliss'").iloc[0]  # noqa: E731
     assert pick(small)["sd"] > 1.5 * pick(large)["sd"]
     assert "4 (assumed)" in pick(small)["n_per_arm"]
+
+
+def test_started_fits_sample_in_the_background_and_give_the_same_draws(tumour, cache, quick):
+    """start_fit returns while its models sample on the queue's thread; the Python
+    caller runs meanwhile; the result equals the blocking fit's, draw for draw."""
+    import time
+
+    from bayes.analysis import start_fit
+
+    blocking = bayes.fit(tumour, model="factorial", settings=quick, cache=cache)   # compiled by now
+    started_at = time.perf_counter()
+    pending = [start_fit(tumour, model="factorial", settings=quick, cache=cache, seed=quick.seed + k)
+               for k in (0, 1)]
+    returned_after = time.perf_counter() - started_at
+    first, second = (p.result() for p in pending)
+    waited = time.perf_counter() - started_at
+    assert returned_after < waited / 4
+    assert first.tree.equals(blocking.tree)
+    assert not np.allclose(first.synergy["mean"], second.synergy["mean"])     # its own seed
+
+
+def test_an_error_in_a_background_fit_reaches_the_caller(tumour, cache, quick):
+    from bayes.sampling import start_sample
+    from bayes.analysis import as_nprior, model_specs
+    from bayes.priors import load_prior_set
+
+    (spec,) = model_specs(tumour, "factorial", as_nprior(None))
+    bad = dataclasses.replace(quick, draws=1, chains=1, target_accept=1.5)   # nutpie refuses target_accept > 1
+    pending = start_sample(spec, load_prior_set("default"), settings=bad, key="bad", cache=cache)
+    with pytest.raises(Exception):
+        pending.result()
+    # the queue goes on with the next fit
+    after = bayes.fit(tumour, model="factorial", settings=quick, cache=cache)
+    assert len(after.synergy) > 0 and np.isfinite(after.synergy["mean"]).all()
+
+
+def test_exiting_while_a_fit_samples_ends_cleanly_not_with_a_crash(tmp_path):
+    """An error between starting a fit and waiting for it: the process exits with
+    the error (status 1), not a segmentation fault from nutpie's threads running
+    on during interpreter shutdown."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import bayes
+        from bayes.analysis import start_fit
+        from bayes.sampling import SamplerSettings
+        pending = start_fit(bayes.load_builtin(), model="factorial", n=10,
+                            settings=SamplerSettings(draws=5000, tune=500, chains=4, cores=1))
+        raise SystemExit("stopped while sampling")
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "stopped while sampling" in proc.stderr

@@ -9,6 +9,7 @@ import pytest
 from bayes import load_builtin
 from bayes.models.cells import make_cell
 from bayes.sensitivity import Reweighted, format_sensitivity, key_results, method_note, read_as_se, wide
+from bayes.sampling import Pending
 
 
 @pytest.fixture(scope="module")
@@ -77,10 +78,18 @@ def test_the_headline_fit_is_reused_not_refitted(seed, monkeypatch):
             calls.append(n)
             self.synergy = _frame(["x"], [0.9]).drop(columns="n_treatment")
 
-    monkeypatch.setattr(sens, "fit", lambda study, **kw: Fake(kw["n"]))
+    events = []
+
+    def start_fit(study, **kw):
+        events.append(("start", kw["n"].value))
+        return Pending(lambda: events.append(("finish", kw["n"].value)) or Fake(kw["n"]))
+
+    monkeypatch.setattr(sens, "start_fit", start_fit)
     main = _frame(["x"], [0.42]).drop(columns="n_treatment")
     table = sens.n_sensitivity(seed, model="joint", values=(5, 10), low=3, high=20, main=main)
     assert [c.mode for c in calls] == ["fixed", "fixed"]
+    # every refit is started (sampling in the background) before the first is waited for
+    assert events == [("start", 5), ("start", 10), ("finish", 5), ("finish", 10)]
     assert table.set_index("n_treatment").loc["marginal", "p_synergy"] == 0.42
     calls.clear()
     sens.n_sensitivity(seed, model="joint", values=(5, 30), low=3, high=20, main=main)
@@ -105,7 +114,7 @@ def test_reweighting_serves_the_variants_it_can_and_refits_the_rest(seed, monkey
             return Reweighted(_frame(["x"], [0.8]).drop(columns="n_treatment"), 0.21, 3000.0)
         return Reweighted(None, 1.3, 12.0, "Pareto k 1.30, ESS 12: needs k <= 0.7 and ESS >= 400")
 
-    monkeypatch.setattr(sens, "fit", lambda study, **kw: Fake(kw["n"]))
+    monkeypatch.setattr(sens, "start_fit", lambda study, **kw: Pending(lambda: Fake(kw["n"])))
     monkeypatch.setattr(sens, "reweight", fake_reweight)
     lines = []
     main = _frame(["x"], [0.42]).drop(columns="n_treatment")
