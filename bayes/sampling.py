@@ -11,6 +11,12 @@ notebook kernel, a batch worker, the next command) loads it in a second or
 two instead of compiling again.  PyMC's own NUTS is the
 fallback (``sampler="pymc"``); it recompiles per fit and is slower.
 
+Sampling runs in the background: :func:`start_sample` queues a compiled
+model on one thread that runs nutpie's samplers one after another (nutpie
+samples without Python's lock), and returns at once, so the caller compiles
+the next model or runs Python-side analyses meanwhile; ``result()`` waits.
+:func:`sample_spec` is the same, waited for.
+
 Every fit gets a seed derived from the run's master seed and the cell's key,
 so results do not depend on the order cells are fitted in.  Diagnostics
 (R-hat, bulk/tail ESS, divergences) are computed for every fit and gate the
