@@ -178,8 +178,7 @@ def _graph_path(key):
 def _load_graphs(key):
     """The stored ``_make_functions`` results for ``key`` (without the initial point
     function), or None when there are none or they cannot be read."""
-    import cloudpickle  # noqa: F401  (unpickling the closures it stored needs it importable)
-    import pickle
+    import pickle      # pickle imports cloudpickle itself for the closures cloudpickle stored
 
     path = _graph_path(key)
     try:
