@@ -495,31 +495,6 @@ def unconstrained_draws(model, tree: xr.DataTree) -> tuple[list, np.ndarray]:
     return layout, np.concatenate(columns, axis=-1)
 
 
-def use_data(compiled) -> None:
-    """Set the shared variables of a nutpie compiled model's PyTensor functions
-    (``logp_func``, ``expand_func``; shared by every ``with_data`` copy) to
-    that copy's data, so that calling them in Python evaluates this copy."""
-    for var, key in compiled.shared_var_keys.items():
-        var.set_value(compiled.shared_data[key])
-
-
-def compiled_log_density(compiled):
-    """``x -> log density`` at a flat unconstrained point, from a nutpie compiled
-    model (:mod:`bayes.compiled`) with its data: the PyTensor function nutpie
-    samples with (numba, ``model.logp()`` with Jacobians, and its gradient),
-    which is already compiled, so bridge sampling after a fit compiles
-    nothing.  Its data are set to the compiled model's (``with_data``) first;
-    the columns are the free variables in ``model.free_RVs`` order, as in
-    :func:`unconstrained_draws`."""
-    function = compiled.logp_func
-    use_data(compiled)
-
-    def log_density(point: np.ndarray) -> float:
-        return float(function(np.ascontiguousarray(point, dtype=float))[0])
-
-    return log_density
-
-
 def bridge_log_ml(model, tree: xr.DataTree, *, seed: int, repetitions: int = BRIDGE_REPS,
                   compiled=None) -> BridgeEstimate:
     """Bridge-sampling log marginal likelihood of a PyMC model from its posterior
@@ -527,13 +502,19 @@ def bridge_log_ml(model, tree: xr.DataTree, *, seed: int, repetitions: int = BRI
     model): the unnormalised density is ``model.logp(jacobian=True)`` (priors,
     observed variables, Potentials and the log-Jacobians of the transforms)
     on the unconstrained space.  ``compiled``: the model's nutpie compiled
-    model with the fit's data (:func:`compiled_log_density`); without it the
-    density is compiled here.  Unpacks as ``(log_ml, sd)``; see
+    model with the fit's data, whose C callback (the one nutpie sampled with,
+    :func:`bayes.compiled.log_densities`) is then the density, so bridge
+    sampling after a fit compiles nothing; without it the density is compiled
+    here.  The columns are the free variables in ``model.free_RVs`` order
+    (:func:`unconstrained_draws`), as in the compiled model.  Unpacks as ``(log_ml, sd)``; see
     :class:`BridgeEstimate` and :func:`bridge_sampling`."""
     start = time.perf_counter()
     layout, draws = unconstrained_draws(model, tree)
     if compiled is not None:
-        log_density = compiled_log_density(compiled)
+        from bayes.compiled import log_densities
+
+        estimate = bridge_sampling(lambda points: log_densities(compiled, points), draws, seed=seed,
+                                   repetitions=repetitions, vectorised=True)
     else:
         logp = model.compile_logp(jacobian=True)
         names = [value.name for value, _ in layout]
@@ -543,7 +524,7 @@ def bridge_log_ml(model, tree: xr.DataTree, *, seed: int, repetitions: int = BRI
             return float(logp({name: point[offsets[i]:offsets[i + 1]].reshape(layout[i][1])
                                for i, name in enumerate(names)}))
 
-    estimate = bridge_sampling(log_density, draws, seed=seed, repetitions=repetitions)
+        estimate = bridge_sampling(log_density, draws, seed=seed, repetitions=repetitions)
     estimate.seconds = time.perf_counter() - start
     return estimate
 

@@ -29,6 +29,11 @@ them (linking from the numba cache) instead of rewriting: on the seed's report
 the seven model compilations took 13 s instead of 49 s.  The initial point
 function is rebuilt every time (about 0.2 s), as it is not picklable.
 
+The same callbacks evaluate the model outside the sampler: :func:`log_densities`
+and :func:`expanded_values` call them through ctypes on many points at once, for
+bridge sampling and for reweighting a fit's draws (:mod:`bayes.compare`,
+:mod:`bayes.sensitivity`), without the PyTensor functions' per-call overhead.
+
 The callbacks follow nutpie's C interface (the return codes and the
 ``user_data`` record), which is private to nutpie: ``NUTPIE_COMPAT`` names the
 versions this was checked against, and :func:`compile_model` falls back to
@@ -309,3 +314,56 @@ def _compile_cached(model, structure_key=None):
 
 
 GRAPH_STATS = {"loaded": 0, "rewritten": 0}   # compile_model calls in this process, by where the graphs came from
+
+
+def _c_function(cfunc, n_sizes: int, n_pointers: int):
+    """A ctypes handle on a numba C callback (``int64 f(uint64 x n_sizes, void* x n_pointers)``)
+    whose pointer arguments take plain addresses."""
+    import ctypes
+
+    prototype = ctypes.CFUNCTYPE(ctypes.c_int64, *[ctypes.c_uint64] * n_sizes, *[ctypes.c_void_p] * n_pointers)
+    return prototype(cfunc.address)
+
+
+def log_densities(compiled, points: np.ndarray) -> np.ndarray:
+    """The log density (priors, likelihood, log-Jacobians) of a nutpie compiled model, with
+    its data, at each row of ``points`` (N, n_dim) on the unconstrained scale; NaN where
+    the density cannot be evaluated.
+
+    Calls the model's C callback (the one nutpie samples with) through ctypes, which
+    leaves out the PyTensor function's per-call Python overhead: on the seed's joint
+    model 138 against 313 microseconds per point, for bridge sampling's and reweighting's
+    tens of thousands of points.  Each copy from ``with_data`` carries its own data.
+    """
+    points = np.ascontiguousarray(points, dtype=np.float64)
+    n_dim = compiled.n_dim
+    if points.ndim != 2 or points.shape[1] != n_dim:
+        raise ValueError(f"points must be (N, {n_dim}), not {points.shape}")
+    function = _c_function(compiled.compiled_logp_func, 1, 4)
+    grad, logp = np.empty(n_dim), np.empty(())
+    grad_at, logp_at, data_at = grad.ctypes.data, logp.ctypes.data, compiled.user_data.ctypes.data
+    out = np.empty(len(points))
+    row = points.strides[0]
+    base = points.ctypes.data
+    for i in range(len(points)):
+        # 0 = fine, 3 / 4 = gradient / density not finite (the density is written), else failed
+        code = function(n_dim, base + i * row, grad_at, logp_at, data_at)
+        out[i] = float(logp) if code in (0, 3, 4) else np.nan
+    return out
+
+
+def expanded_values(compiled, points: np.ndarray) -> np.ndarray:
+    """Every stored variable of a nutpie compiled model (its ``shape_info`` layout), with
+    its data, at each row of ``points`` (N, n_dim): (N, n_expanded), through the C
+    callback as in :func:`log_densities`."""
+    points = np.ascontiguousarray(points, dtype=np.float64)
+    n_dim, n_expanded = compiled.n_dim, compiled.n_expanded
+    if points.ndim != 2 or points.shape[1] != n_dim:
+        raise ValueError(f"points must be (N, {n_dim}), not {points.shape}")
+    function = _c_function(compiled.compiled_expand_func, 2, 3)
+    out = np.empty((len(points), n_expanded))
+    data_at, row, out_row = compiled.user_data.ctypes.data, points.strides[0], out.strides[0]
+    for i in range(len(points)):
+        if function(n_dim, n_expanded, points.ctypes.data + i * row, out.ctypes.data + i * out_row, data_at):
+            raise RuntimeError(f"the model's expand function failed at point {i}")
+    return out

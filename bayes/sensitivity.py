@@ -78,22 +78,13 @@ class Reweighted:
     reason: str = ""
 
 
-def _log_densities(compiled, x: np.ndarray) -> np.ndarray:
-    from bayes.compare import compiled_log_density
-
-    log_density = compiled_log_density(compiled)
-    return np.array([log_density(point) for point in x])
-
-
 def _expanded_posterior(compiled, spec, x: np.ndarray, names: list[str], shape: tuple[int, int]) -> xr.Dataset:
     """The stored variables ``names`` of the compiled model (its data set) at the
     unconstrained points ``x`` (chain x draw, flattened), as a posterior dataset."""
-    from bayes.compare import use_data
+    from bayes.compiled import expanded_values
     from bayes.sampling import relabel
 
-    expand = compiled.expand_func
-    use_data(compiled)
-    values = np.stack([np.asarray(expand(np.ascontiguousarray(point))[0]) for point in x])
+    values = expanded_values(compiled, x)
     where = {name: (sl, tuple(shp)) for name, sl, shp in zip(*compiled.shape_info)}
     coords = compiled.coords or {}
     data = {}
@@ -131,6 +122,7 @@ def reweight(base: FitResult, base_priors: PriorSet, study: Study, *, model: str
     and reads each variant structure's transforms once.
     """
     from bayes.compare import unconstrained_draws
+    from bayes.compiled import log_densities
     from bayes.models.builder import build_model
     from bayes.sampling import DEFAULT_CACHE, compiled_with_data
 
@@ -150,7 +142,7 @@ def reweight(base: FitResult, base_priors: PriorSet, study: Study, *, model: str
             _, x = unconstrained_draws(base_model, raw)
             compiled0, _ = compiled_with_data(base_spec, base_priors, cache)
             flat = x.reshape(-1, x.shape[-1])
-            memo[i] = (_fixed_transforms(base_model), x.shape[:2], flat, _log_densities(compiled0, flat),
+            memo[i] = (_fixed_transforms(base_model), x.shape[:2], flat, log_densities(compiled0, flat),
                        compiled0.shapes)
         transforms, shape, flat, lp0, shapes0 = memo[i]
         compiled_v, _ = compiled_with_data(spec, prior_set, cache)
@@ -166,7 +158,7 @@ def reweight(base: FitResult, base_priors: PriorSet, study: Study, *, model: str
         names0 = [name for name, _ in (transforms or [])]
         if not same or any(compiled_v.shapes.get(name) != shapes0.get(name) for name in names0):
             return Reweighted(None, np.nan, np.nan, "different free variables or transforms")
-        log_ratio = _log_densities(compiled_v, flat) - lp0
+        log_ratio = log_densities(compiled_v, flat) - lp0
         if not np.all(np.isfinite(log_ratio)):
             return Reweighted(None, np.nan, np.nan, "draws outside the variant's support")
         log_ratio = xr.DataArray(log_ratio.reshape(shape), dims=("chain", "draw"))

@@ -178,3 +178,26 @@ def test_falls_back_to_nutpie_when_its_internals_move(monkeypatch, caplog):
     assert "using nutpie.compile_pymc_model" in caplog.text and "_make_functions" in caplog.text
     x = np.array([0.4, -0.3])
     assert callback_logp(fallback, x)[0] == pytest.approx(reference(small_model(), x)[0], rel=1e-10)
+
+
+def test_batch_log_densities_and_expanded_values_match_the_pytensor_functions():
+    from bayes.compiled import expanded_values, log_densities
+
+    model = small_model(tag=0.5)
+    compiled = compile_model(model)
+    points = np.random.default_rng(3).normal(size=(25, 2))
+    points[4] = [0.0, 800.0]      # sd = exp(800) overflows: the density is not finite there
+    got = log_densities(compiled, points)
+    want = np.array([float(compiled.logp_func(p)[0]) for p in points])
+    np.testing.assert_array_equal(got[np.arange(25) != 4], want[np.arange(25) != 4])
+    assert not np.isfinite(got[4])
+    expanded = expanded_values(compiled, points[:6])
+    assert expanded.shape == (6, compiled.n_expanded)
+    np.testing.assert_array_equal(expanded, np.stack([compiled.expand_func(p)[0] for p in points[:6]]))
+    # each with_data copy evaluates its own data
+    swapped = compiled.with_data(scale=0.5, obs=np.array([2.0, 2.5]))
+    ref_logp, _ = reference(model, points[0], scale=0.5, obs=np.array([2.0, 2.5]))
+    assert log_densities(swapped, points[:1])[0] == pytest.approx(ref_logp, rel=1e-10)
+    assert log_densities(compiled, points[:1])[0] == got[0]
+    with pytest.raises(ValueError, match=r"\(N, 2\)"):
+        log_densities(compiled, points[:, :1])
