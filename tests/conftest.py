@@ -123,6 +123,21 @@ def cache() -> ModelCache:
 
 
 @pytest.fixture(scope="session")
+def logp_and_grad_at_start():
+    """``(spec, priors) -> (log density, gradient)`` at a jittered initial point, from the
+    compiled model the fits sample with (the shared cache: each structure compiles once
+    per session, not again per test)."""
+    from bayes.sampling import compiled_with_data
+
+    def evaluate(spec, priors, seed: int = 0):
+        compiled, _ = compiled_with_data(spec, priors, DEFAULT_CACHE)
+        logp, grad = compiled.logp_func(compiled.initial_point_func(seed))
+        return float(logp), grad
+
+    return evaluate
+
+
+@pytest.fixture(scope="session")
 def quick() -> SamplerSettings:
     """Small but honest sampler settings for integration tests (seeded)."""
     return SamplerSettings(draws=1000, tune=1000, chains=4, cores=2, seed=7)

@@ -48,11 +48,10 @@ def test_roles_and_registry(spec):
     assert spec.coords()["latent_arm"] == ["control", "imatinib", "IL-2", "imatinib+IL-2"]
 
 
-def test_seed_model_builds_with_finite_logp_and_gradient(spec):
+def test_seed_model_builds_with_finite_logp_and_gradient(spec, logp_and_grad_at_start):
     model = build_model(spec, load_prior_set("default"))
-    point = model.initial_point()
-    assert np.isfinite(model.compile_logp()(point))
-    assert np.isfinite(model.compile_dlogp()(point)).all()
+    logp, grad = logp_and_grad_at_start(spec, load_prior_set("default"))
+    assert np.isfinite(logp) and np.isfinite(grad).all() and np.any(grad != 0)
     names = {rv.name for rv in model.free_RVs}
     assert {"alpha_agent", "alpha_combo", "link", "loading_free", "residual_sd", "immune_residual"} <= names
     assert model.named_vars_to_dims["link"] == ("outcome",)
