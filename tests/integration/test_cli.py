@@ -138,7 +138,9 @@ def test_console_script_runs_in_a_fresh_process():
 
 def test_fixed_n_and_sensitivity_table(tmp_path, capsys):
     out = tmp_path / "sens"
-    code = cli.main(["fit", "--out", str(out), "--model", "factorial", "--n", "10", "--n-sensitivity", *SMALL])
+    # seven fits of each endpoint: 4 x 500 draws are plenty for interval widths
+    code = cli.main(["fit", "--out", str(out), "--model", "factorial", "--n", "10", "--n-sensitivity",
+                     "--draws", "500", "--tune", "500", "--seed", "11"])
     assert code in (0, 3)
     table = pd.read_csv(out / "synergy.csv")
     assert table["n_per_arm"].eq("10 (assumed)").all()
