@@ -127,12 +127,16 @@ def logp_and_grad_at_start():
     """``(spec, priors) -> (log density, gradient)`` at a jittered initial point, from the
     compiled model the fits sample with (the shared cache: each structure compiles once
     per session, not again per test)."""
+    import numpy as np
+
+    from bayes.compiled import log_densities
     from bayes.sampling import compiled_with_data
 
     def evaluate(spec, priors, seed: int = 0):
-        compiled, _ = compiled_with_data(spec, priors, DEFAULT_CACHE)
-        logp, grad = compiled.logp_func(compiled.initial_point_func(seed))
-        return float(logp), grad
+        compiled, _ = compiled_with_data(spec, priors, DEFAULT_CACHE)    # with this spec's data
+        point = compiled.initial_point_func(seed)[None, :]
+        grad = np.empty_like(point)
+        return float(log_densities(compiled, point, gradients=grad)[0]), grad[0]
 
     return evaluate
 

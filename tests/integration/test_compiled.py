@@ -191,6 +191,9 @@ def test_batch_log_densities_and_expanded_values_match_the_pytensor_functions():
     want = np.array([float(compiled.logp_func(p)[0]) for p in points])
     np.testing.assert_array_equal(got[np.arange(25) != 4], want[np.arange(25) != 4])
     assert not np.isfinite(got[4])
+    grads = np.empty((3, 2))
+    log_densities(compiled, points[:3], gradients=grads)
+    np.testing.assert_array_equal(grads, np.stack([compiled.logp_func(p)[1] for p in points[:3]]))
     expanded = expanded_values(compiled, points[:6])
     assert expanded.shape == (6, compiled.n_expanded)
     np.testing.assert_array_equal(expanded, np.stack([compiled.expand_func(p)[0] for p in points[:6]]))
@@ -201,3 +204,5 @@ def test_batch_log_densities_and_expanded_values_match_the_pytensor_functions():
     assert log_densities(compiled, points[:1])[0] == got[0]
     with pytest.raises(ValueError, match=r"\(N, 2\)"):
         log_densities(compiled, points[:, :1])
+    with pytest.raises(ValueError, match="gradients must be"):
+        log_densities(compiled, points[:3], gradients=np.empty((2, 2)))
