@@ -361,8 +361,12 @@ COMMANDS = {"template": cmd_template, "fit": cmd_fit, "summary": cmd_summary, "c
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from bayes.compiled import compile_notices
+
+    quiet = getattr(args, "quiet", False)
     try:
-        return COMMANDS[args.command](args)
+        with compile_notices(None if quiet else (lambda line: print(line, file=sys.stderr, flush=True))):
+            return COMMANDS[args.command](args)
     except BayesError as err:
         if args.debug:
             raise

@@ -34,6 +34,11 @@ and :func:`expanded_values` call them through ctypes on many points at once, for
 bridge sampling and for reweighting a fit's draws (:mod:`bayes.compare`,
 :mod:`bayes.sensitivity`), without the PyTensor functions' per-call overhead.
 
+A first compilation on a new machine (or after an upgrade) takes minutes per model
+while numba generates code.  Inside :func:`compile_notices`, a compilation still
+running after :data:`SLOW_COMPILE_SECONDS` says so once, so a command that is
+compiling does not look stuck; the CLI turns this on with its progress lines.
+
 The callbacks follow nutpie's C interface (the return codes and the
 ``user_data`` record), which is private to nutpie: ``NUTPIE_COMPAT`` names the
 versions this was checked against, and :func:`compile_model` falls back to
@@ -43,12 +48,18 @@ are not what this module expects.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import logging
+import threading
 
 import numpy as np
 
 log = logging.getLogger(__name__)
+
+SLOW_COMPILE_SECONDS = 10.0   # a warm compilation (stored graphs, cached code) takes 1-3 s
+_NOTICE: contextvars.ContextVar = contextvars.ContextVar("bayes_compile_notice", default=None)
 
 NUTPIE_COMPAT = "0.16"
 WRAPPER_VERSION = "1"     # bump when the generated source changes
@@ -222,7 +233,32 @@ def _store_graphs(key, functions) -> None:
         log.warning("could not store compiled graphs in %s (%s: %s)", path.parent, type(exc).__name__, exc)
 
 
-def compile_model(model, key=None):
+@contextlib.contextmanager
+def compile_notices(say):
+    """While active (in this thread), a :func:`compile_model` call still running after
+    :data:`SLOW_COMPILE_SECONDS` tells ``say`` (a callable taking one line) what it is
+    doing, once per compilation."""
+    token = _NOTICE.set(say)
+    try:
+        yield
+    finally:
+        _NOTICE.reset(token)
+
+
+def _slow_notice(label: str):
+    """A started timer that passes the slow-compilation line to the active ``say``, or None."""
+    say = _NOTICE.get()
+    if say is None:
+        return None
+    timer = threading.Timer(SLOW_COMPILE_SECONDS, say, (
+        f"  compiling the {label} for this machine: the first run after an install or upgrade "
+        "compiles each model, which can take minutes; later runs load it from the disk cache",))
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+def compile_model(model, key=None, label: str = "model"):
     """A nutpie ``CompiledPyMCModel`` for ``model`` whose callbacks are cached on disk.
 
     Same result and same ``with_data`` behaviour as ``nutpie.compile_pymc_model(model)``.
@@ -231,9 +267,11 @@ def compile_model(model, key=None):
     (:class:`bayes.sampling.ModelCache` passes the structure and the prior set's shape).
     With a key, the rewritten PyTensor graphs are stored too (:func:`graph_dir`), so a
     later process skips PyTensor's graph rewriting, most of a warm compilation.
+    ``label`` names the model in the slow-compilation notice (:func:`compile_notices`).
     """
     from numba.core.errors import NumbaError
 
+    timer = _slow_notice(label)
     try:
         return _compile_cached(model, key)
     except (ImportError, AttributeError, TypeError, NumbaError) as exc:   # nutpie's internals moved
@@ -241,6 +279,9 @@ def compile_model(model, key=None):
 
         log.warning("cached compilation unavailable (%s); using nutpie.compile_pymc_model", exc)
         return nutpie.compile_pymc_model(model)
+    finally:
+        if timer is not None:
+            timer.cancel()
 
 
 def _functions(model, key):

@@ -93,12 +93,12 @@ class ModelCache:
         self.compilations = 0
         self.loaded_from_disk = 0      # of those, how many came from bayes.compiled's disk cache
 
-    def compiled(self, key: tuple, build) -> tuple[object, list[str]]:
+    def compiled(self, key: tuple, build, label: str = "model") -> tuple[object, list[str]]:
         if key not in self._compiled:
             from bayes.compiled import compile_model, loaded_from_cache
 
             model = build()
-            self._compiled[key] = (compile_model(model, key=key), [rv.name for rv in model.free_RVs])
+            self._compiled[key] = (compile_model(model, key=key, label=label), [rv.name for rv in model.free_RVs])
             self.compilations += 1
             self.loaded_from_disk += loaded_from_cache(self._compiled[key][0])
         return self._compiled[key]
@@ -137,7 +137,7 @@ def compiled_with_data(spec: ModelSpec, priors: PriorSet, cache: ModelCache) -> 
     swapped in, and its free variables.  Compiled (or loaded from disk) once
     per structure and prior *shape*: the prior set's numbers are data too."""
     build = lambda: build_model(spec, priors)  # noqa: E731
-    compiled, free = cache.compiled((spec.structure, priors.shape_hash), build)
+    compiled, free = cache.compiled((spec.structure, priors.shape_hash), build, label=f"{spec.family} model")
     values = {**spec.data(), **cache.prior_values((spec.structure, priors.hash), build)}
     return compiled.with_data(**values), free
 
