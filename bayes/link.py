@@ -18,9 +18,11 @@ per outcome endpoint (tumour volume, survival):
   Wagenmakers et al. 2010).  It needs only the posterior already sampled,
   where SMC or bridge sampling would need a second model and a marginal
   likelihood, both noisy for models like this.  The posterior density at 0
-  is a Gaussian KDE of the draws; when 0 lies outside every draw the KDE is an
-  extrapolation, so a normal approximation is used instead and the method
-  column says so;
+  comes from the draws and the fit's compiled density
+  (:func:`bayes.compare.density_at_value`, Chen 1994), accurate also when 0
+  is far in the tail; without the compiled model (:func:`link_table` alone)
+  it is a Gaussian KDE of the draws, and when 0 lies outside every draw a
+  normal approximation, which the method column says;
 * the prior-versus-posterior view of ``theta``: quantiles and densities at 0,
   and the posterior/prior sd ratio.  The four arm means of an outcome cannot
   separate direct effects from ``theta * a`` (three contrasts, five
@@ -83,12 +85,14 @@ def density_at(draws: np.ndarray, value: float = 0.0) -> tuple[float, str]:
         "Savage-Dickey (normal approx.; 0 outside the posterior draws)"
 
 
-def savage_dickey_bf10(posterior: np.ndarray, prior_sd: float = THETA_SD, *,
-                       prior_mean: float = 0.0) -> tuple[float, str, float, float]:
+def savage_dickey_bf10(posterior: np.ndarray, prior_sd: float = THETA_SD, *, prior_mean: float = 0.0,
+                       density: tuple[float, str] | None = None) -> tuple[float, str, float, float]:
     """BF10 for ``theta != 0`` against ``theta = 0`` under a Normal prior:
-    (BF10, method, prior density at 0, posterior density at 0)."""
+    (BF10, method, prior density at 0, posterior density at 0).  ``density``:
+    the posterior density at 0 and its method, when already estimated
+    (:func:`theta_densities`); otherwise from the draws (:func:`density_at`)."""
     prior_d = float(stats.norm.pdf(0.0, prior_mean, prior_sd))
-    post_d, method = density_at(posterior, 0.0)
+    post_d, method = density if density is not None else density_at(posterior, 0.0)
     bf = prior_d / post_d if post_d > 0 else math.inf
     return bf, method, prior_d, post_d
 
@@ -105,8 +109,29 @@ def _flat(da: xr.DataArray) -> np.ndarray:
 
 # ---------------------------------------------------------------- tables
 
+def theta_densities(raw: xr.DataTree, spec: LinkSpec, priors: PriorSet, cache) -> list[tuple[float, str]]:
+    """Posterior density of each outcome's ``theta`` at 0 (and the method), from the
+    fit's draws ``raw`` and its compiled density in ``cache``
+    (:func:`bayes.compare.density_at_value`)."""
+    from bayes.compare import SD_METHOD, column_of, density_at_value, unconstrained_draws
+    from bayes.compiled import log_densities
+    from bayes.models.builder import build_model
+    from bayes.sampling import compiled_with_data
+
+    model = build_model(spec, priors)
+    compiled = compiled_with_data(spec, priors, cache)[0]
+    draws = unconstrained_draws(model, raw)[1]
+    out = []
+    for k in range(len(layout(spec.cells).outcome)):
+        density, _ = density_at_value(lambda points: log_densities(compiled, points), draws,
+                                      column_of(model, "link", k))
+        out.append((density, SD_METHOD))
+    return out
+
+
 def link_table(model_posterior: xr.Dataset | xr.DataTree, spec: LinkSpec, priors: PriorSet | None = None,
-               *, ci_prob: float = config.CI_PROB, seed: int = 0, passed: bool | None = None) -> pd.DataFrame:
+               *, ci_prob: float = config.CI_PROB, seed: int = 0, passed: bool | None = None,
+               densities: list[tuple[float, str]] | None = None) -> pd.DataFrame:
     """The link report from the model-level posterior (``split_cells``' model tree).
 
     One row per outcome endpoint x quantity: ``link`` (sign-aligned theta),
@@ -114,6 +139,8 @@ def link_table(model_posterior: xr.Dataset | xr.DataTree, spec: LinkSpec, priors
     ``total interaction``; plus one ``activation interaction`` row (alpha of
     the combination, reference readout units).  ``priors`` is accepted for
     symmetry with other tables; theta's prior is fixed (Normal(0, THETA_SD)).
+    ``densities``: each outcome's posterior density of theta at 0 with its method
+    (:func:`theta_densities`); without them, a kernel density estimate of the draws.
     """
     post = model_posterior
     if isinstance(post, xr.DataTree):
@@ -142,7 +169,7 @@ def link_table(model_posterior: xr.Dataset | xr.DataTree, spec: LinkSpec, priors
         scale = f"{cell.link} scale of {cell.endpoint}"
         theta = _flat(post["link"].isel(outcome=k))
         aligned = -cell.sign * theta
-        bf, method, prior_d, post_d = savage_dickey_bf10(theta)
+        bf, method, prior_d, post_d = savage_dickey_bf10(theta, density=None if densities is None else densities[k])
         plo, pmed, phi = np.quantile(prior_draws, [q, 0.5, 1 - q])
         qlo, qmed, qhi = np.quantile(aligned, [q, 0.5, 1 - q])
         row(cell.endpoint, "", "link (sign-aligned)",
@@ -281,16 +308,19 @@ def start_link(study, *, n=None, priors: PriorSet | str = "default", settings=No
     spec, = model_specs(study, "link", nprior)
     cache = cache or DEFAULT_CACHE
     pending = start_sample(spec, prior_set, settings=settings, key=f"link:{spec.cells[0].study}", cache=cache)
-    return Pending(lambda: _finish_link(study, spec, nprior, prior_set, settings, ci_prob, pending))
+    return Pending(lambda: _finish_link(study, spec, nprior, prior_set, settings, ci_prob, pending, cache))
 
 
-def _finish_link(study, spec, nprior, prior_set: PriorSet, settings, ci_prob: float, pending) -> LinkResult:
+def _finish_link(study, spec, nprior, prior_set: PriorSet, settings, ci_prob: float, pending,
+                 cache) -> LinkResult:
     from bayes.sampling import diagnose, diagnostics_frame, split_cells
 
     raw, free = pending.result()
     verdict = diagnose(raw, free)
     _, model_tree = split_cells(raw, spec)
-    table = link_table(model_tree, spec, prior_set, ci_prob=ci_prob, seed=settings.seed, passed=verdict.passed)
+    densities = theta_densities(raw, spec, prior_set, cache) if settings.sampler == "nutpie" else None
+    table = link_table(model_tree, spec, prior_set, ci_prob=ci_prob, seed=settings.seed, passed=verdict.passed,
+                       densities=densities)
     metadata = {"bayes_version": __version__,
                 "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                 "data_source": study.source, "data_hash": study.data_hash, "model": "link",

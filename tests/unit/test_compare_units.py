@@ -15,7 +15,7 @@ from scipy import special, stats
 import bayes
 from bayes.analysis import model_specs
 from bayes.compare import (COLUMNS, Comparison, arm_labels, comparison_sentence, compare_models, draw_n_index,
-                           interaction_bayes_factors, loo_tree, pointwise_loglik, prior_density)
+                           column_of, density_at_value, interaction_bayes_factors, loo_tree, pointwise_loglik, prior_density)
 from bayes.errors import BayesError
 from bayes.models.builder import build_model, prefix
 from bayes.nprior import NPrior
@@ -268,3 +268,48 @@ def test_sentence_does_not_pick_a_winner_among_close_marginal_likelihoods():
     table.loc[table["model"] == "joint", ["log_ml", "log10_bf_vs_additive"]] = [5.0, 5.0 / math.log(10)]
     text = comparison_sentence(table, comp.interactions)
     assert "favour the factorial model" in text and "cannot separate" not in text
+
+
+def test_density_at_value_on_normal_posteriors_and_in_the_far_tail():
+    # x, psi bivariate normal: the marginal density of x is known at any value.  Uncorrelated,
+    # every term is nearly the density itself, also 6 sd out, where no draw comes near and a
+    # kernel density estimate has nothing to go on; correlated, the terms are the conditional
+    # densities p(value | psi) and vary with psi, which the reported relative sd must cover
+    rng = np.random.default_rng(1)
+    for rho, value, max_rel_sd in ((0.0, -4.0, 0.01), (0.0, 2.5, 0.01), (0.8, 2.5, 0.03)):
+        cov = np.array([[1.0, rho], [rho, 1.0]])
+        draws = rng.multivariate_normal([2.0, 0.0], cov, size=(4, 1000))
+        logq = lambda p: stats.multivariate_normal.logpdf(p, [2.0, 0.0], cov) + 7.0   # noqa: E731 (unnormalised)
+        density, rel_sd = density_at_value(logq, draws, 0, value)
+        assert rel_sd < max_rel_sd
+        assert abs(density / stats.norm.pdf(value, 2.0, 1.0) - 1) < 4 * rel_sd + 1e-3
+
+
+def test_density_at_value_is_unbiased_when_the_conditional_is_not_normal():
+    # psi ~ N(0, 1), x | psi ~ N(psi^2, 0.5): p(x = v) = int N(psi) N(v; psi^2, 0.5) dpsi
+    rng = np.random.default_rng(2)
+    psi = rng.normal(size=(4, 2000))
+    draws = np.stack([psi**2 + 0.5 * rng.normal(size=psi.shape), psi], axis=-1)
+    logq = lambda p: stats.norm.logpdf(p[:, 1]) + stats.norm.logpdf(p[:, 0], p[:, 1] ** 2, 0.5)   # noqa: E731
+    grid = np.linspace(-8, 8, 20001)
+    for value in (1.0, -1.0):
+        exact = np.trapezoid(stats.norm.pdf(grid) * stats.norm.pdf(value, grid**2, 0.5), grid)
+        density, rel_sd = density_at_value(logq, draws, 0, value)
+        assert 0 < rel_sd < 0.1
+        assert abs(density / exact - 1) < 4 * rel_sd, (value, density, exact, rel_sd)
+    with pytest.raises(BayesError, match="not finite"):
+        density_at_value(lambda p: np.where(p[:, 0] == 0.0, np.nan, 0.0), draws, 0, 0.0)
+
+
+def test_column_of_follows_the_free_variables():
+    import pymc as pm
+
+    with pm.Model() as model:
+        pm.Normal("a", shape=3)
+        pm.HalfNormal("b")
+        pm.Normal("c", shape=2)
+    assert [column_of(model, "a", 2), column_of(model, "b"), column_of(model, "c", 1)] == [2, 3, 5]
+    with pytest.raises(KeyError):
+        column_of(model, "d")
+    with pytest.raises(IndexError):
+        column_of(model, "c", 2)
