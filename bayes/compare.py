@@ -605,6 +605,21 @@ def prior_density(prior: Prior, value: float = 0.0) -> float:
     return float(np.exp(pm.logp(dist, value).eval()))
 
 
+def densities_at_zero(spec: ModelSpec, raw: xr.DataTree, priors: PriorSet, cache,
+                      variables: list[tuple[str, int]]) -> list[tuple[float, float]]:
+    """:func:`density_at_value` at 0 of each (free variable, flat index) in ``variables``,
+    from the fit's draws ``raw`` and its compiled density (from ``cache``, the
+    :class:`~bayes.sampling.ModelCache` the fit was sampled with; compiled into it if
+    missing): (density, relative sd) per variable."""
+    from bayes.compiled import log_densities
+
+    model = build_model(spec, priors)
+    compiled = compiled_with_data(spec, priors, cache)[0]
+    draws = unconstrained_draws(model, raw)[1]
+    return [density_at_value(lambda points: log_densities(compiled, points), draws, column_of(model, name, index))
+            for name, index in variables]
+
+
 def interaction_bayes_factors(fits: list[tuple[ModelSpec, xr.DataTree]], priors: PriorSet,
                               cache=None) -> pd.DataFrame:
     """Savage-Dickey BF10 of each interaction (factorial fits): prior density at 0
@@ -621,15 +636,10 @@ def interaction_bayes_factors(fits: list[tuple[ModelSpec, xr.DataTree]], priors:
         if spec.family != "factorial":
             raise ValueError(f"Savage-Dickey needs factorial fits, not {spec.family!r}")
         post = raw["posterior"].to_dataset()
-        density = None
-        if cache is not None:
-            from bayes.compiled import log_densities
-
-            model = build_model(spec, priors)
-            compiled = compiled_with_data(spec, priors, cache)[0]
-            draws = unconstrained_draws(model, raw)[1]
-            density = lambda column: density_at_value(  # noqa: E731
-                lambda points: log_densities(compiled, points), draws, column)
+        wanted = [(prefix(i) + "interaction", k) for i, cell in enumerate(spec.cells)
+                  if prefix(i) + "interaction" in post for k in range(len(cell.design.combos))]
+        densities = dict(zip(wanted, densities_at_zero(spec, raw, priors, cache, wanted))) \
+            if cache is not None else {}
         for i, cell in enumerate(spec.cells):
             name = prefix(i) + "interaction"
             if name not in post:
@@ -638,8 +648,8 @@ def interaction_bayes_factors(fits: list[tuple[ModelSpec, xr.DataTree]], priors:
             prior_d = prior_density(prior)
             for k, combo in enumerate(cell.design.combos):
                 draws_k = _flat(post[name].sel({prefix(i) + "combo": combo}))
-                if density is not None:
-                    (post_d, rel_sd), method = density(column_of(model, name, k)), SD_METHOD
+                if (name, k) in densities:
+                    (post_d, rel_sd), method = densities[(name, k)], SD_METHOD
                 else:
                     (post_d, method), rel_sd = density_at(draws_k, 0.0), math.nan
                 bf = prior_d / post_d if post_d > 0 else math.inf

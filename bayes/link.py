@@ -109,29 +109,20 @@ def _flat(da: xr.DataArray) -> np.ndarray:
 
 # ---------------------------------------------------------------- tables
 
-def theta_densities(raw: xr.DataTree, spec: LinkSpec, priors: PriorSet, cache) -> list[tuple[float, str]]:
-    """Posterior density of each outcome's ``theta`` at 0 (and the method), from the
-    fit's draws ``raw`` and its compiled density in ``cache``
-    (:func:`bayes.compare.density_at_value`)."""
-    from bayes.compare import SD_METHOD, column_of, density_at_value, unconstrained_draws
-    from bayes.compiled import log_densities
-    from bayes.models.builder import build_model
-    from bayes.sampling import compiled_with_data
+def theta_densities(raw: xr.DataTree, spec: LinkSpec, priors: PriorSet, cache) -> list[tuple[float, str, float]]:
+    """Posterior density of each outcome's ``theta`` at 0, its method and relative sd,
+    from the fit's draws ``raw`` and its compiled density in ``cache``
+    (:func:`bayes.compare.densities_at_zero`)."""
+    from bayes.compare import SD_METHOD, densities_at_zero
 
-    model = build_model(spec, priors)
-    compiled = compiled_with_data(spec, priors, cache)[0]
-    draws = unconstrained_draws(model, raw)[1]
-    out = []
-    for k in range(len(layout(spec.cells).outcome)):
-        density, _ = density_at_value(lambda points: log_densities(compiled, points), draws,
-                                      column_of(model, "link", k))
-        out.append((density, SD_METHOD))
-    return out
+    outcomes = range(len(layout(spec.cells).outcome))
+    return [(density, SD_METHOD, rel_sd) for density, rel_sd in
+            densities_at_zero(spec, raw, priors, cache, [("link", k) for k in outcomes])]
 
 
 def link_table(model_posterior: xr.Dataset | xr.DataTree, spec: LinkSpec, priors: PriorSet | None = None,
                *, ci_prob: float = config.CI_PROB, seed: int = 0, passed: bool | None = None,
-               densities: list[tuple[float, str]] | None = None) -> pd.DataFrame:
+               densities: list[tuple[float, str, float]] | None = None) -> pd.DataFrame:
     """The link report from the model-level posterior (``split_cells``' model tree).
 
     One row per outcome endpoint x quantity: ``link`` (sign-aligned theta),
@@ -139,8 +130,9 @@ def link_table(model_posterior: xr.Dataset | xr.DataTree, spec: LinkSpec, priors
     ``total interaction``; plus one ``activation interaction`` row (alpha of
     the combination, reference readout units).  ``priors`` is accepted for
     symmetry with other tables; theta's prior is fixed (Normal(0, THETA_SD)).
-    ``densities``: each outcome's posterior density of theta at 0 with its method
-    (:func:`theta_densities`); without them, a kernel density estimate of the draws.
+    ``densities``: each outcome's posterior density of theta at 0 with its method and
+    relative sd (:func:`theta_densities`); without them, a kernel density estimate of
+    the draws.
     """
     post = model_posterior
     if isinstance(post, xr.DataTree):
@@ -169,13 +161,15 @@ def link_table(model_posterior: xr.Dataset | xr.DataTree, spec: LinkSpec, priors
         scale = f"{cell.link} scale of {cell.endpoint}"
         theta = _flat(post["link"].isel(outcome=k))
         aligned = -cell.sign * theta
-        bf, method, prior_d, post_d = savage_dickey_bf10(theta, density=None if densities is None else densities[k])
+        bf, method, prior_d, post_d = savage_dickey_bf10(theta, density=None if densities is None
+                                                         else densities[k][:2])
         plo, pmed, phi = np.quantile(prior_draws, [q, 0.5, 1 - q])
         qlo, qmed, qhi = np.quantile(aligned, [q, 0.5, 1 - q])
         row(cell.endpoint, "", "link (sign-aligned)",
             f"{scale} per unit activation ({ref} link units); positive = benefit", aligned,
             p_benefit=float(np.mean(aligned > 0)), bf10=bf, log10_bf10=math.log10(bf) if bf > 0 else -math.inf,
-            bf_method=method, prior_sd=THETA_SD, prior_q_low=float(plo), prior_median=float(pmed),
+            bf_method=method, density_rel_sd=math.nan if densities is None else densities[k][2],
+            prior_sd=THETA_SD, prior_q_low=float(plo), prior_median=float(pmed),
             prior_q_high=float(phi), posterior_q_low=float(qlo), posterior_median=float(qmed),
             posterior_q_high=float(qhi), prior_density_0=prior_d, posterior_density_0=post_d,
             sd_ratio=float(np.std(aligned, ddof=1) / THETA_SD))

@@ -14,8 +14,9 @@ from scipy import special, stats
 
 import bayes
 from bayes.analysis import model_specs
-from bayes.compare import (COLUMNS, Comparison, arm_labels, comparison_sentence, compare_models, draw_n_index,
-                           column_of, density_at_value, interaction_bayes_factors, loo_tree, pointwise_loglik, prior_density)
+from bayes.compare import (COLUMNS, Comparison, arm_labels, column_of, comparison_sentence, compare_models,
+                           density_at_value, draw_n_index, interaction_bayes_factors, loo_tree, pointwise_loglik,
+                           prior_density)
 from bayes.errors import BayesError
 from bayes.models.builder import build_model, prefix
 from bayes.nprior import NPrior
