@@ -101,10 +101,8 @@ Pure functions of tensors: no model context, no priors.
 
 from __future__ import annotations
 
-import numpy as np
 import pytensor.tensor as pt
 from pytensor.tensor.special import gammaln
-from scipy import special
 
 
 def normal_logp(x, mu, sigma):
@@ -115,13 +113,11 @@ def gamma_logp(x, alpha, rate):
     return alpha * pt.log(rate) - gammaln(alpha) + (alpha - 1) * pt.log(x) - rate * x
 
 
-def betaprime_logp(x, alpha, beta, scale, lgamma_alpha=None):
-    """log density of ``scale * B`` with B ~ BetaPrime(alpha, beta) (an F law up to scale).
-    ``lgamma_alpha``: log Gamma(alpha) when it is already known (data)."""
+def betaprime_logp(x, alpha, beta, scale):
+    """log density of ``scale * B`` with B ~ BetaPrime(alpha, beta) (an F law up to scale)."""
     z = x / scale
-    lgamma_alpha = gammaln(alpha) if lgamma_alpha is None else lgamma_alpha
     return ((alpha - 1) * pt.log(z) - (alpha + beta) * pt.log1p(z)
-            - (lgamma_alpha + gammaln(beta) - gammaln(alpha + beta)) - pt.log(scale))
+            - (gammaln(alpha) + gammaln(beta) - gammaln(alpha + beta)) - pt.log(scale))
 
 
 def lognormal_moments(log_median, sd_log):
@@ -170,21 +166,7 @@ EXCESS_SWITCH = 5e-4
 MAX_CORRELATION = 0.75
 
 
-def n_constants(n) -> tuple[np.ndarray, np.ndarray]:
-    """(log Gamma((n-1)/2), log Gamma(n/2)): the sample-variance law's terms that depend on
-    n alone, computed once per table instead of at every gradient evaluation (n is data:
-    PyTensor cannot fold them).  Pass them as ``n_lgamma`` to :func:`summary_loglik`."""
-    n = np.asarray(n, float)
-    return special.gammaln((n - 1) / 2), special.gammaln(n / 2)
-
-
-def log_choose(k, n) -> np.ndarray:
-    """log C(n, k) of data k and n (the binomial likelihood's constant, see :func:`binomial_loglik`)."""
-    k, n = np.asarray(k, float), np.asarray(n, float)
-    return special.gammaln(n + 1) - special.gammaln(k + 1) - special.gammaln(n - k + 1)
-
-
-def sample_variance_law(obs_var, var, kurt, n, edge_shape=None, leptokurtic=False, n_lgamma=None):
+def sample_variance_law(obs_var, var, kurt, n, edge_shape=None, leptokurtic=False):
     """Log density of a sample variance ``obs_var`` of n values, and E[u], E[u^3] for u = s / sqrt(var).
 
     Matches the exact mean ``var`` and relative variance r = 2/(n-1) + kurt/n
@@ -200,29 +182,23 @@ def sample_variance_law(obs_var, var, kurt, n, edge_shape=None, leptokurtic=Fals
     only for log-sds below about 0.008, where the F-type law on the clipped
     excess stands in for it within O(EXCESS_SWITCH), and building it costs
     three log-gammas and their gradients per arm and n.
-    Shapes (G, arm) from ``n``; the others broadcast.  ``n_lgamma``: :func:`n_constants`
-    of ``n`` (data), used without ``edge_shape`` (with it, alpha depends on the parameters).
+    Shapes (G, arm) from ``n``; the others broadcast.
     """
     alpha = (n - 1) / 2
-    lg_alpha = lg_alpha_half = None
     if edge_shape is not None:
         alpha = pt.minimum(alpha, n * edge_shape / 2)
-    elif n_lgamma is not None:
-        lg_alpha, lg_alpha_half = n_lgamma
     r = 2 / (n - 1) + kurt / n
     excess = r * alpha - 1
     # F-type branch on an excess clipped into its range, so that the branch not
     # taken stays finite (its gradient is multiplied by 0, not skipped)
     beta = 2 + (alpha + 1) / pt.maximum(excess, EXCESS_SWITCH)   # = (alpha - 1 + 2 r alpha) / (r alpha - 1)
     c = (beta - 1) / alpha                                       # E[c B] = 1
-    lp_heavy = betaprime_logp(obs_var, alpha, beta, var * c, lg_alpha)
+    lp_heavy = betaprime_logp(obs_var, alpha, beta, var * c)
 
     # E[u^t] = E[(c B)^(t/2)] = c^(t/2) G(alpha + t/2) G(beta - t/2) / (G(alpha) G(beta)); the
     # third moment follows from the first by G(x + 1) = x G(x), which saves four log-gammas
     # (and their digamma gradients) per arm and n: the likelihood's main cost
-    if lg_alpha is None:
-        lg_alpha, lg_alpha_half = gammaln(alpha), gammaln(alpha + 0.5)
-    bp_m1 = pt.sqrt(c) * pt.exp(lg_alpha_half - lg_alpha + gammaln(beta - 0.5) - gammaln(beta))
+    bp_m1 = pt.sqrt(c) * pt.exp(gammaln(alpha + 0.5) - gammaln(alpha) + gammaln(beta - 0.5) - gammaln(beta))
     bp_m3 = bp_m1 * c * (alpha + 0.5) / (beta - 1.5)
     if leptokurtic:
         return lp_heavy, bp_m1, bp_m3
@@ -257,7 +233,7 @@ def rounded_moments(var, kurt, n, sd_step2):
 
 
 def summary_loglik(obs_mean, obs_var, mean, var, n, skew=0.0, kurt=0.0, edge_shape=None,
-                   leptokurtic=False, mean_step2=None, sd_step2=None, n_lgamma=None):
+                   leptokurtic=False, mean_step2=None, sd_step2=None):
     """Log-likelihood (G, arm) of a reported mean and variance from n values.
 
     ``obs_mean`` is (arm,), ``obs_var`` and ``n`` are (G, arm); the moments
@@ -266,8 +242,7 @@ def summary_loglik(obs_mean, obs_var, mean, var, n, skew=0.0, kurt=0.0, edge_sha
     without a pole at a bound) are (arm,); ``leptokurtic``: see
     :func:`sample_variance_law`.  ``mean_step2`` (arm,) and ``sd_step2``
     (G, arm): squared rounding steps of the printed mean and SD (``None``:
-    printed exactly; see "Rounding" in the module docstring).  ``n_lgamma``:
-    :func:`n_constants` of ``n``, precomputed (the same value, cheaper).
+    printed exactly; see "Rounding" in the module docstring).
     With ``skew = kurt = 0`` and no rounding this is the normal-theory
     likelihood: mean ~ Normal(mean, sqrt(var/n)) independent of variance ~
     Gamma((n-1)/2, rate (n-1)/(2 var)).  Otherwise see the module docstring.
@@ -284,7 +259,7 @@ def summary_loglik(obs_mean, obs_var, mean, var, n, skew=0.0, kurt=0.0, edge_sha
     sd_var = var                                   # E[reported variance]
     if sd_step2 is not None:
         sd_var, kurt = rounded_moments(var, kurt, n, sd_step2)
-    lp_var, m1, m3 = sample_variance_law(obs_var, sd_var, kurt, n, edge_shape, leptokurtic, n_lgamma)
+    lp_var, m1, m3 = sample_variance_law(obs_var, sd_var, kurt, n, edge_shape, leptokurtic)
     # the mean given the SD: linear in u = s / sqrt(E s^2) with the slope that gives
     # the exact Cov(mean, s^2) = mu3 / n under the law above; correlation clipped
     # (a rounding error is independent of the values: it leaves mu3 / n as is)
@@ -309,14 +284,11 @@ def summary_loglik(obs_mean, obs_var, mean, var, n, skew=0.0, kurt=0.0, edge_sha
     return lp_mean + lp_var
 
 
-def binomial_loglik(k, n, logit_p, log_choose_kn=None):
+def binomial_loglik(k, n, logit_p):
     """Log-likelihood (G, arm) of k events of n; ``logit_p`` is (arm,), k and n (G, arm).
 
     Written with softplus on the logit so that arms at 0% or 100% stay finite.
-    ``log_choose_kn``: :func:`log_choose` of the data, precomputed (the same value,
-    without three log-gammas per arm and n at every evaluation).
     """
-    if log_choose_kn is None:
-        log_choose_kn = gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)
+    log_choose = gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)
     eta = logit_p[None, :]
-    return log_choose_kn - k * pt.softplus(-eta) - (n - k) * pt.softplus(eta)
+    return log_choose - k * pt.softplus(-eta) - (n - k) * pt.softplus(eta)

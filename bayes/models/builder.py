@@ -158,8 +158,7 @@ def _cell_likelihood(i: int, cell: Cell, eta, data: dict, priors: PriorSet):
     if cell.kind == "rate":
         k = pm.Data(p + "k", data[p + "k"])
         n = pm.Data(p + "n", data[p + "n"])
-        log_choose = pm.Data(p + "log_choose", data[p + "log_choose"])
-        return lik.binomial_loglik(k, n, eta, log_choose), pt.sigmoid(eta)
+        return lik.binomial_loglik(k, n, eta), pt.sigmoid(eta)
     obs_mean = pm.Data(p + "obs_mean", data[p + "obs_mean"], dims=dims)
     obs_var = pm.Data(p + "obs_var", data[p + "obs_var"])
     n = pm.Data(p + "n", data[p + "n"])
@@ -168,21 +167,17 @@ def _cell_likelihood(i: int, cell: Cell, eta, data: dict, priors: PriorSet):
         mean, var = lik.lognormal_moments(eta, sd_log)
         skew, kurt = lik.lognormal_shape(sd_log)
         edge = None
-        n_lgamma = (pm.Data(p + "lgamma_alpha", data[p + "lgamma_alpha"]),
-                    pm.Data(p + "lgamma_alpha_half", data[p + "lgamma_alpha_half"]))
     else:
         precision = priors["precision"].create_variable(p + "precision", dims=dims)
         mean, var = lik.beta_moments(pt.sigmoid(eta), precision)
         skew, kurt = lik.beta_shape(mean, precision)
         edge = lik.beta_edge_shape(mean, precision)
-        n_lgamma = None
     log_jacobian = pm.Data(p + "log_jacobian", data[p + "log_jacobian"])    # log n for SE-reported arms
     # squared steps the mean and SD were printed to (rounding, see bayes.likelihoods)
     mean_step2 = pm.Data(p + "mean_step2", data[p + "mean_step2"])
     sd_step2 = pm.Data(p + "sd_step2", data[p + "sd_step2"])
     loglik = lik.summary_loglik(obs_mean, obs_var, mean, var, n, skew, kurt, edge,
-                                leptokurtic=cell.kind == "positive", mean_step2=mean_step2, sd_step2=sd_step2,
-                                n_lgamma=n_lgamma)
+                                leptokurtic=cell.kind == "positive", mean_step2=mean_step2, sd_step2=sd_step2)
     return loglik + log_jacobian, mean
 
 

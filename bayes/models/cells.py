@@ -16,7 +16,6 @@ import pandas as pd
 
 from bayes.design import Design, make_design
 from bayes.endpoints import KINDS
-from bayes.likelihoods import log_choose, n_constants
 
 
 @dataclass(frozen=True, eq=False)
@@ -60,12 +59,11 @@ class Cell:
         return (self.kind, self.design.structure)
 
     def inputs(self, n: np.ndarray) -> dict[str, np.ndarray]:
-        """Model data for an (G, arm) matrix of n: obs_mean, obs_var or k, n, and the terms of
-        the likelihood that depend on the data alone (computed here once, not per gradient)."""
+        """Model data for an (G, arm) matrix of n: obs_mean, obs_var or k, and n."""
         rows = self.rows
         if self.kind == "rate":
             k = np.round(rows["percent"].to_numpy(float)[None, :] * n / 100.0)
-            return {"k": k, "n": n, "log_choose": log_choose(k, n)}
+            return {"k": k, "n": n}
         h = self.print_step
         mean, sd, se = (rows[c].to_numpy(float) for c in ("mean", "sd", "se"))
         mean_step, sd_step, se_step = (rounding_width(v, h) for v in (mean, sd, se))
@@ -76,14 +74,11 @@ class Cell:
         # to compare like with like.
         sd = np.where(from_se, se[None, :] * np.sqrt(n), sd[None, :] * np.ones_like(n))
         sd_step = np.where(from_se, se_step[None, :] * np.sqrt(n), sd_step[None, :] * np.ones_like(n))
-        out = {"obs_mean": mean / self.scale,
-               "obs_var": (sd / self.scale) ** 2, "n": n,
-               "log_jacobian": np.where(from_se, np.log(n), 0.0),
-               "mean_step2": (mean_step / self.scale) ** 2,
-               "sd_step2": (sd_step / self.scale) ** 2}
-        if self.kind == "positive":     # the variance law's n-only terms (Beta values' depend on the parameters)
-            out["lgamma_alpha"], out["lgamma_alpha_half"] = n_constants(n)
-        return out
+        return {"obs_mean": mean / self.scale,
+                "obs_var": (sd / self.scale) ** 2, "n": n,
+                "log_jacobian": np.where(from_se, np.log(n), 0.0),
+                "mean_step2": (mean_step / self.scale) ** 2,
+                "sd_step2": (sd_step / self.scale) ** 2}
 
     @property
     def print_step(self) -> float:

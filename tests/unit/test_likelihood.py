@@ -194,32 +194,6 @@ def test_leptokurtic_law_is_the_reference_for_log_normal_values(s, n):
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
 
 
-def test_precomputed_n_terms_give_the_same_loglik_and_gradient():
-    # the model passes log Gamma((n-1)/2) and log Gamma(n/2) as data (bayes.models.cells): same law
-    sd_log, obs_mean, obs_var, nn, lg_alpha, lg_half = (
-        pt.vector("sd_log"), pt.vector("m"), pt.matrix("v"), pt.matrix("n"), pt.matrix("lga"), pt.matrix("lgh"))
-    E, V = lik.lognormal_moments(pt.zeros_like(sd_log), sd_log)
-    skew, kurt = lik.lognormal_shape(sd_log)
-    args = (obs_mean, obs_var, E, V, nn, skew, kurt)
-    kw = dict(leptokurtic=True, mean_step2=1e-4 * pt.ones_like(sd_log), sd_step2=1e-4 * pt.ones_like(obs_var))
-    plain = lik.summary_loglik(*args, **kw).sum()
-    given = lik.summary_loglik(*args, **kw, n_lgamma=(lg_alpha, lg_half)).sum()
-    f = pytensor.function([sd_log, obs_mean, obs_var, nn, lg_alpha, lg_half],
-                          [plain, given, pytensor.grad(plain, sd_log), pytensor.grad(given, sd_log)],
-                          mode="FAST_COMPILE", on_unused_input="ignore")
-    for s, n in LN_CASES:
-        rng = np.random.default_rng(int(100 * s) + n)
-        x = rng.lognormal(-s * s / 2, s, size=(6, n))
-        grid = np.full((1, 6), float(n))
-        lp, lp_given, grad, grad_given = f(s * np.linspace(0.7, 1.3, 6), x.mean(axis=1),
-                                           x.var(axis=1, ddof=1)[None, :], grid, *lik.n_constants(grid))
-        assert lp_given == pytest.approx(lp, rel=1e-13)
-        np.testing.assert_allclose(grad_given, grad, rtol=1e-12)
-        lga, lgh = lik.n_constants(grid)
-        assert lga[0, 0] == pytest.approx(np.log(special.gamma((n - 1) / 2)), rel=1e-12)
-        assert lgh[0, 0] == pytest.approx(np.log(special.gamma(n / 2)), rel=1e-12)
-
-
 @pytest.mark.parametrize("mu, phi", BETA_CASES)
 def test_summary_loglik_equals_scipy_reference_beta(mu, phi):
     # both laws of the variance: kurtosis > 0 (F-type) and <= 0 (Gamma), skewed either way
@@ -409,14 +383,6 @@ def test_binomial_loglik_equals_scipy_including_zero_and_all_events():
     want = stats.binom.logpmf(k, n, special.expit(eta)[None, :])
     assert got.shape == (2, 4)
     np.testing.assert_allclose(got, want, rtol=1e-10)
-
-
-def test_binomial_loglik_with_precomputed_log_choose_is_the_same():
-    n = np.array([[3.0, 7.0, 12.0, 20.0]])
-    k = np.array([[0.0, 3.0, 12.0, 9.0]])
-    eta = np.array([-2.0, 0.3, 1.2, -0.4])
-    given = ev(lik.binomial_loglik(const(k), const(n), const(eta), const(lik.log_choose(k, n))))
-    np.testing.assert_allclose(given, stats.binom.logpmf(k, n, special.expit(eta)[None, :]), rtol=1e-12)
 
 
 def test_binomial_loglik_is_finite_and_exact_at_extreme_logits():
