@@ -10,7 +10,8 @@ import pymc as pm
 import pytest
 
 from analytic_model import conjugate_normal, simulated_cell_fits
-from bayes.compare import CELL_BF, SD_METHOD, bridge_log_ml, compare_models
+from bayes.compare import CELL_BF, SD_METHOD, bridge_log_ml, compare_models, unconstrained_draws
+from bayes.compiled import log_densities
 from bayes.models.builder import build_model
 from bayes.priors import load_prior_set
 from bayes.sampling import compiled_with_data
@@ -65,8 +66,13 @@ def test_bridge_on_the_fits_compiled_model_equals_compiling_the_density(quick, c
     for name in ("factorial", "additive", "factorial"):
         (spec, raw), = fits[name]
         model = build_model(spec, PRIORS)
-        fast = bridge_log_ml(model, raw, seed=3, compiled=compiled_with_data(spec, PRIORS, cache)[0])
+        compiled = compiled_with_data(spec, PRIORS, cache)[0]
+        fast = bridge_log_ml(model, raw, seed=3, compiled=compiled)
         slow = bridge_log_ml(model, raw, seed=3)
         np.testing.assert_allclose(fast.estimates, slow.estimates, rtol=0, atol=1e-8)
+        # nutpie's recorded logp is that density at the draws (Savage-Dickey re-uses it)
+        draws = unconstrained_draws(model, raw)[1]
+        at_draws = log_densities(compiled, draws.reshape(-1, draws.shape[-1])).reshape(draws.shape[:2])
+        np.testing.assert_allclose(raw["sample_stats"]["logp"].to_numpy(), at_draws, rtol=0, atol=1e-9)
         got.setdefault(name, fast.log_ml)
     assert abs(got["factorial"] - got["additive"]) > 1e-3
