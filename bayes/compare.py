@@ -106,6 +106,8 @@ from bayes.priors import Prior, PriorSet, load_prior_set
 from bayes.results import write_atomic
 from bayes.sampling import DEFAULT_CACHE, compiled_with_data
 
+log = logging.getLogger(__name__)
+
 MODEL_ORDER = ("additive", "factorial", "joint", "link")
 REFERENCE = "additive"
 K_THRESHOLD = 0.7
@@ -252,14 +254,14 @@ def smc_log_ml(model, *, draws: int = SMC_DRAWS, chains: int = SMC_CHAINS, seed:
         # tolerated here, and only here.
         warnings.filterwarnings("ignore", message=r"This process \(pid=\d+\) is multi-threaded, use of fork\(\)",
                                 category=DeprecationWarning)
-        log = logging.getLogger("pymc")      # "Initializing SMC sampler..." per run: our progress says it
-        level = log.level
-        log.setLevel(logging.WARNING)
+        pymc_log = logging.getLogger("pymc")      # "Initializing SMC sampler..." per run: our progress says it
+        level = pymc_log.level
+        pymc_log.setLevel(logging.WARNING)
         try:
             smc = pm.sample_smc(draws=draws, chains=chains, cores=cores, random_seed=seed,
                                 progressbar=False, compute_convergence_checks=False)
         finally:
-            log.setLevel(level)
+            pymc_log.setLevel(level)
     seconds = time.perf_counter() - start
     return last_log_ml(smc), seconds
 
@@ -647,8 +649,12 @@ def interaction_bayes_factors(fits: list[tuple[ModelSpec, xr.DataTree]], priors:
         post = raw["posterior"].to_dataset()
         wanted = [(prefix(i) + "interaction", k) for i, cell in enumerate(spec.cells)
                   if prefix(i) + "interaction" in post for k in range(len(cell.design.combos))]
-        densities = dict(zip(wanted, densities_at_zero(spec, raw, priors, cache, wanted))) \
-            if cache is not None else {}
+        densities = {}
+        if cache is not None:
+            try:
+                densities = dict(zip(wanted, densities_at_zero(spec, raw, priors, cache, wanted)))
+            except BayesError as err:     # a density that cannot be evaluated: the KDE below, flagged
+                log.warning("%s; using a kernel density estimate", err)
         for i, cell in enumerate(spec.cells):
             name = prefix(i) + "interaction"
             if name not in post:

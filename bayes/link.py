@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 import math
 import os
 from dataclasses import dataclass, field
@@ -54,6 +55,8 @@ from bayes.errors import BayesError
 from bayes.models.link import THETA_SD, LinkSpec, layout
 from bayes.priors import PriorSet, load_prior_set
 from bayes.results import write_atomic
+
+log = logging.getLogger(__name__)
 
 PRIOR_DRAWS = 20000
 PRIMARY_ORDER = ("tumor_volume", "tumour_volume", "tumor_weight", "survival")
@@ -312,7 +315,12 @@ def _finish_link(study, spec, nprior, prior_set: PriorSet, settings, ci_prob: fl
     raw, free = pending.result()
     verdict = diagnose(raw, free)
     _, model_tree = split_cells(raw, spec)
-    densities = theta_densities(raw, spec, prior_set, cache) if settings.sampler == "nutpie" else None
+    densities = None
+    if settings.sampler == "nutpie":
+        try:
+            densities = theta_densities(raw, spec, prior_set, cache)
+        except BayesError as err:         # a density that cannot be evaluated: the KDE, flagged as such
+            log.warning("%s; using a kernel density estimate", err)
     table = link_table(model_tree, spec, prior_set, ci_prob=ci_prob, seed=settings.seed, passed=verdict.passed,
                        densities=densities)
     metadata = {"bayes_version": __version__,

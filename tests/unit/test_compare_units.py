@@ -207,6 +207,20 @@ def test_savage_dickey_uses_the_cells_interaction_prior(seed_study):
         interaction_bayes_factors([(additive[0], fits[0][1])], PRIORS)
 
 
+def test_savage_dickey_falls_back_to_the_kde_when_the_density_fails(seed_study, monkeypatch):
+    import bayes.compare as compare
+
+    def fails(*args, **kwargs):
+        raise BayesError("Savage-Dickey: the density is not finite at some posterior draws")
+
+    monkeypatch.setattr(compare, "densities_at_zero", fails)
+    spec = model_specs(seed_study, "factorial", NPrior())[0]
+    table = interaction_bayes_factors([(spec, _prior_as_posterior(spec, draws=200))], PRIORS, cache=object())
+    assert not (table["method"] == compare.SD_METHOD).any()     # the KDE (or its normal-tail fallback)
+    assert table["method"].str.startswith("Savage-Dickey (").all()
+    assert table["density_rel_sd"].isna().all()
+
+
 def test_prior_density():
     assert prior_density(Prior("Normal", {"mu": 0.5, "sigma": 2.0})) == pytest.approx(stats.norm.pdf(0, 0.5, 2))
     assert prior_density(Prior("StudentT", {"nu": 3.0, "mu": 0.0, "sigma": 1.0})) == \
