@@ -612,11 +612,13 @@ def prior_density(prior: Prior, value: float = 0.0) -> float:
 
 
 def densities_at_zero(spec: ModelSpec, raw: xr.DataTree, priors: PriorSet, cache,
-                      variables: list[tuple[str, int]]) -> list[tuple[float, float]]:
+                      variables: list[tuple[str, int]]) -> list[tuple[float, float]] | None:
     """:func:`density_at_value` at 0 of each (free variable, flat index) in ``variables``,
     from the fit's draws ``raw`` and its compiled density (from ``cache``, the
     :class:`~bayes.sampling.ModelCache` the fit was sampled with; compiled into it if
-    missing): (density, relative sd) per variable."""
+    missing): (density, relative sd) per variable.  None (logged) when the density
+    cannot be evaluated: the callers then fall back to a kernel density estimate,
+    which their method column flags."""
     from bayes.compiled import log_densities
 
     model = build_model(spec, priors)
@@ -626,9 +628,13 @@ def densities_at_zero(spec: ModelSpec, raw: xr.DataTree, priors: PriorSet, cache
     at_draws = None      # nutpie's logp at each draw: the same density at the same points
     if stats is not None and "logp" in stats and stats["logp"].shape == draws.shape[:2]:
         at_draws = stats["logp"].to_numpy()
-    return [density_at_value(lambda points: log_densities(compiled, points), draws, column_of(model, name, index),
-                             at_draws=at_draws)
-            for name, index in variables]
+    try:
+        return [density_at_value(lambda points: log_densities(compiled, points), draws,
+                                 column_of(model, name, index), at_draws=at_draws)
+                for name, index in variables]
+    except BayesError as err:
+        log.warning("%s; using a kernel density estimate", err)
+        return None
 
 
 def interaction_bayes_factors(fits: list[tuple[ModelSpec, xr.DataTree]], priors: PriorSet,
@@ -649,12 +655,8 @@ def interaction_bayes_factors(fits: list[tuple[ModelSpec, xr.DataTree]], priors:
         post = raw["posterior"].to_dataset()
         wanted = [(prefix(i) + "interaction", k) for i, cell in enumerate(spec.cells)
                   if prefix(i) + "interaction" in post for k in range(len(cell.design.combos))]
-        densities = {}
-        if cache is not None:
-            try:
-                densities = dict(zip(wanted, densities_at_zero(spec, raw, priors, cache, wanted)))
-            except BayesError as err:     # a density that cannot be evaluated: the KDE below, flagged
-                log.warning("%s; using a kernel density estimate", err)
+        found = densities_at_zero(spec, raw, priors, cache, wanted) if cache is not None else None
+        densities = dict(zip(wanted, found or []))
         for i, cell in enumerate(spec.cells):
             name = prefix(i) + "interaction"
             if name not in post:

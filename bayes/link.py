@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import logging
 import math
 import os
 from dataclasses import dataclass, field
@@ -55,8 +54,6 @@ from bayes.errors import BayesError
 from bayes.models.link import THETA_SD, LinkSpec, layout
 from bayes.priors import PriorSet, load_prior_set
 from bayes.results import write_atomic
-
-log = logging.getLogger(__name__)
 
 PRIOR_DRAWS = 20000
 PRIMARY_ORDER = ("tumor_volume", "tumour_volume", "tumor_weight", "survival")
@@ -93,7 +90,7 @@ def savage_dickey_bf10(posterior: np.ndarray, prior_sd: float = THETA_SD, *, pri
     """BF10 for ``theta != 0`` against ``theta = 0`` under a Normal prior:
     (BF10, method, prior density at 0, posterior density at 0).  ``density``:
     the posterior density at 0 and its method, when already estimated
-    (:func:`theta_densities`); otherwise from the draws (:func:`density_at`)."""
+    (:func:`bayes.compare.densities_at_zero`); otherwise from the draws (:func:`density_at`)."""
     prior_d = float(stats.norm.pdf(0.0, prior_mean, prior_sd))
     post_d, method = density if density is not None else density_at(posterior, 0.0)
     bf = prior_d / post_d if post_d > 0 else math.inf
@@ -112,20 +109,9 @@ def _flat(da: xr.DataArray) -> np.ndarray:
 
 # ---------------------------------------------------------------- tables
 
-def theta_densities(raw: xr.DataTree, spec: LinkSpec, priors: PriorSet, cache) -> list[tuple[float, str, float]]:
-    """Posterior density of each outcome's ``theta`` at 0, its method and relative sd,
-    from the fit's draws ``raw`` and its compiled density in ``cache``
-    (:func:`bayes.compare.densities_at_zero`)."""
-    from bayes.compare import SD_METHOD, densities_at_zero
-
-    outcomes = range(len(layout(spec.cells).outcome))
-    return [(density, SD_METHOD, rel_sd) for density, rel_sd in
-            densities_at_zero(spec, raw, priors, cache, [("link", k) for k in outcomes])]
-
-
 def link_table(model_posterior: xr.Dataset | xr.DataTree, spec: LinkSpec, priors: PriorSet | None = None,
                *, ci_prob: float = config.CI_PROB, seed: int = 0, passed: bool | None = None,
-               densities: list[tuple[float, str, float]] | None = None) -> pd.DataFrame:
+               densities: list[tuple[float, float]] | None = None) -> pd.DataFrame:
     """The link report from the model-level posterior (``split_cells``' model tree).
 
     One row per outcome endpoint x quantity: ``link`` (sign-aligned theta),
@@ -133,10 +119,12 @@ def link_table(model_posterior: xr.Dataset | xr.DataTree, spec: LinkSpec, priors
     ``total interaction``; plus one ``activation interaction`` row (alpha of
     the combination, reference readout units).  ``priors`` is accepted for
     symmetry with other tables; theta's prior is fixed (Normal(0, THETA_SD)).
-    ``densities``: each outcome's posterior density of theta at 0 with its method and
-    relative sd (:func:`theta_densities`); without them, a kernel density estimate of
-    the draws.
+    ``densities``: each outcome's posterior density of theta at 0 and its relative sd
+    (:func:`bayes.compare.densities_at_zero`); without them, a kernel density
+    estimate of the draws.
     """
+    from bayes.compare import SD_METHOD
+
     post = model_posterior
     if isinstance(post, xr.DataTree):
         post = (post["posterior"] if "posterior" in post.children else post).to_dataset()
@@ -165,13 +153,13 @@ def link_table(model_posterior: xr.Dataset | xr.DataTree, spec: LinkSpec, priors
         theta = _flat(post["link"].isel(outcome=k))
         aligned = -cell.sign * theta
         bf, method, prior_d, post_d = savage_dickey_bf10(theta, density=None if densities is None
-                                                         else densities[k][:2])
+                                                         else (densities[k][0], SD_METHOD))
         plo, pmed, phi = np.quantile(prior_draws, [q, 0.5, 1 - q])
         qlo, qmed, qhi = np.quantile(aligned, [q, 0.5, 1 - q])
         row(cell.endpoint, "", "link (sign-aligned)",
             f"{scale} per unit activation ({ref} link units); positive = benefit", aligned,
             p_benefit=float(np.mean(aligned > 0)), bf10=bf, log10_bf10=math.log10(bf) if bf > 0 else -math.inf,
-            bf_method=method, density_rel_sd=math.nan if densities is None else densities[k][2],
+            bf_method=method, density_rel_sd=math.nan if densities is None else densities[k][1],
             prior_sd=THETA_SD, prior_q_low=float(plo), prior_median=float(pmed),
             prior_q_high=float(phi), posterior_q_low=float(qlo), posterior_median=float(qmed),
             posterior_q_high=float(qhi), prior_density_0=prior_d, posterior_density_0=post_d,
@@ -310,17 +298,16 @@ def start_link(study, *, n=None, priors: PriorSet | str = "default", settings=No
 
 def _finish_link(study, spec, nprior, prior_set: PriorSet, settings, ci_prob: float, pending,
                  cache) -> LinkResult:
+    from bayes.compare import densities_at_zero
     from bayes.sampling import diagnose, diagnostics_frame, split_cells
 
     raw, free = pending.result()
     verdict = diagnose(raw, free)
     _, model_tree = split_cells(raw, spec)
-    densities = None
+    densities = None        # pymc-sampled fits: the KDE (the compiled density is nutpie's)
     if settings.sampler == "nutpie":
-        try:
-            densities = theta_densities(raw, spec, prior_set, cache)
-        except BayesError as err:         # a density that cannot be evaluated: the KDE, flagged as such
-            log.warning("%s; using a kernel density estimate", err)
+        outcomes = range(len(layout(spec.cells).outcome))
+        densities = densities_at_zero(spec, raw, prior_set, cache, [("link", k) for k in outcomes])
     table = link_table(model_tree, spec, prior_set, ci_prob=ci_prob, seed=settings.seed, passed=verdict.passed,
                        densities=densities)
     metadata = {"bayes_version": __version__,

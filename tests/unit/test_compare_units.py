@@ -213,7 +213,8 @@ def test_savage_dickey_falls_back_to_the_kde_when_the_density_fails(seed_study, 
     def fails(*args, **kwargs):
         raise BayesError("Savage-Dickey: the density is not finite at some posterior draws")
 
-    monkeypatch.setattr(compare, "densities_at_zero", fails)
+    monkeypatch.setattr(compare, "compiled_with_data", lambda *args: (None, []))   # nothing is evaluated
+    monkeypatch.setattr(compare, "density_at_value", fails)
     spec = model_specs(seed_study, "factorial", NPrior())[0]
     table = interaction_bayes_factors([(spec, _prior_as_posterior(spec, draws=200))], PRIORS, cache=object())
     assert not (table["method"] == compare.SD_METHOD).any()     # the KDE (or its normal-tail fallback)
