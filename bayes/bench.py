@@ -45,7 +45,7 @@ with those already paid.  That biases the comparison *against* ours.  The
 refit datasets are simulated once from a seeded generator and the same tables
 are fed to both paths, with the same per-fit seeds.  Both paths get the same
 draws, tune, chains, cores and ``target_accept`` (the factorial family's
-default, ``SamplerSettings().for_family("factorial")``, 0.95).  They still
+default, ``SamplerSettings().for_family("factorial")``, 0.9).  They still
 differ in what each does by default: ours uses the family's nutpie mass-matrix
 adaptation (low-rank for factorial), plain uses nutpie's default through PyMC
 (diagonal) and also runs PyMC's convergence checks.

@@ -62,7 +62,12 @@ SMC_CHAINS = 2 if QUICK else 4
 
 # NUTS target acceptance and nutpie mass-matrix adaptation per family.
 # Low-rank adaptation triples the ESS of the single-cell models (baseline,
-# agent effects and interaction are strongly correlated).  For the joint model
+# agent effects and interaction are strongly correlated).  The factorial
+# model at 0.9 instead of 0.95: 20% fewer leapfrog steps per draw (the
+# seed's four cells: 7.3 against 9.5 on average) with no divergence and
+# the same ESS on the seed (four seeds per cell, n marginalised: bulk ESS
+# >= 3235, tail >= 1919, R-hat <= 1.0027) and no divergence in 180
+# simulated tables (bayes validate's tables, 60 per kind, 4 x 500 draws).  For the joint model
 # (partly centred hierarchy, boundary-avoiding synergy_sd prior) low-rank at
 # 0.95 gave R-hat <= 1.007, ESS >= 714 and no divergences at 2000 draws on
 # the seed over three seeds.
@@ -77,7 +82,7 @@ SMC_CHAINS = 2 if QUICK else 4
 # 50 at 4 x 1000 draws; at 0.99, none of 100 (seeds 20261129 and 2).  A
 # divergence fails the gate, so 0.99: about 36 steps per draw on the seed (60 in
 # the earlier coordinates).
-TARGET_ACCEPT = {"factorial": 0.95, "additive": 0.99, "joint": 0.95, "link": 0.99}
+TARGET_ACCEPT = {"factorial": 0.9, "additive": 0.99, "joint": 0.95, "link": 0.99}
 ADAPTATION = {"factorial": "low_rank", "additive": "low_rank", "joint": "low_rank", "link": "low_rank"}
 
 

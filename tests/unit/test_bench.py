@@ -38,7 +38,7 @@ def test_parser_defaults():
     assert s == {"fits": 20, "plain_fits": 3, "draws": config.DEFAULT_DRAWS, "tune": config.DEFAULT_TUNE,
                  "chains": 4, "cores": config.default_cores(), "seed": config.DEFAULT_SEED,
                  "target_accept": config.TARGET_ACCEPT["factorial"], "quick": False}
-    assert s["draws"] == 2000 and s["target_accept"] == 0.95
+    assert s["draws"] == 2000 and s["target_accept"] == 0.9
 
 
 def test_parser_accepts_options():
@@ -200,7 +200,7 @@ def test_simulated_specs_keep_structure_and_are_seeded():
 
 
 def test_both_paths_use_the_factorial_target_accept():
-    assert bench.target_accept() == config.TARGET_ACCEPT["factorial"] == 0.95
+    assert bench.target_accept() == config.TARGET_ACCEPT["factorial"] == 0.9
 
 
 def test_cli_command_pins_the_same_settings():
