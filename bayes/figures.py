@@ -35,11 +35,9 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import math
 import os
 import shutil
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -223,13 +221,14 @@ def interaction_draws(fit, priors=None, *, study=None, prior_draws: int = 4000,
     Factorial fits: the prior is ``interaction_prior(priors, cell)`` sampled
     directly.  Joint fits: the interaction is a Deterministic of the pooled
     synergy, so its implied prior is drawn by forward-sampling the joint model
-    (``pm.sample_prior_predictive`` on ``build_model(spec, priors)``; the
-    likelihood Potentials play no part in that, which is what a prior is).
+    (:func:`bayes.prior_predictive.forward_draws` on ``build_model(spec, priors)``;
+    the likelihood Potentials play no part in that, which is what a prior is).
     """
     import pymc as pm
 
     from bayes.models.builder import build_model, interaction_prior, prefix
     from bayes.models.cells import make_cell
+    from bayes.prior_predictive import forward_draws
 
     model = fit.metadata.get("model")
     if model == "additive":
@@ -242,16 +241,7 @@ def interaction_draws(fit, priors=None, *, study=None, prior_draws: int = 4000,
     if model == "joint":
         spec = _fit_spec(fit, study)
         names = [prefix(i) + "interaction" for i, c in enumerate(spec.cells) if c.design.combos]
-        logger = logging.getLogger("pymc")
-        level = logger.level
-        logger.setLevel(logging.WARNING)
-        try:
-            with warnings.catch_warnings(), build_model(spec, priors):
-                warnings.filterwarnings("ignore", message=".*[Pp]otential.*")
-                joint_prior = pm.sample_prior_predictive(draws=prior_draws, var_names=names,
-                                                         random_seed=seed)["prior"].to_dataset()
-        finally:
-            logger.setLevel(level)
+        joint_prior = forward_draws(build_model(spec, priors), names, prior_draws, seed)
         index = {(c.study, c.endpoint): i for i, c in enumerate(spec.cells)}
     rng = np.random.default_rng(seed)
     for study_name, endpoint, node in cells:
@@ -268,9 +258,9 @@ def interaction_draws(fit, priors=None, *, study=None, prior_draws: int = 4000,
                 draws = var.isel({var.dims[-1]: list(var[var.dims[-1]].to_numpy()).index(combo)}).to_numpy()
             else:
                 cell = _cell_from_attrs(node, study, study_name, endpoint, make_cell)
-                with pm.Model():
-                    variable = interaction_prior(priors, cell).create_variable("interaction")
-                    draws = pm.draw(variable, draws=prior_draws, random_seed=rng)
+                with pm.Model() as one:
+                    interaction_prior(priors, cell).create_variable("interaction")
+                draws = forward_draws(one, ["interaction"], prior_draws, int(rng.integers(2**32)))["interaction"]
             draws = np.asarray(draws, float).reshape(1, -1)
             prior[name] = xr.DataArray(-sign * draws, dims=("chain", "draw"),
                                        coords={"chain": [0], "draw": np.arange(draws.shape[1])})

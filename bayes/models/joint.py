@@ -52,7 +52,9 @@ def _study_deviation(name: str, units, studies, spec: ModelSpec, priors: PriorSe
     if not shared:
         return {}
     sd = priors["study_sd"].create_variable(f"study_sd_{name}")
-    dev = pm.Normal(f"study_dev_{name}", 0.0, sd, shape=len(shared))
+    # the length through the parameters, not shape=: a forward draw can then be
+    # vectorised over draws (bayes.prior_predictive.forward_draws)
+    dev = pm.Normal(f"study_dev_{name}", 0.0, sd * np.ones(len(shared)))
     return {key: dev[i] for i, key in enumerate(shared)}
 
 
