@@ -266,8 +266,7 @@ def tree_from_arrow(draw_batches, stat_batches, compiled) -> xr.DataTree:
     if len({b.num_rows for b in draw_batches}) > 1:
         raise RuntimeError("nutpie returned chains of unequal length (was sampling interrupted?)")
     post = _columns(draw_batches, lambda name, field: name in hidden)
-    stats = _columns(stat_batches,
-                     lambda name, field: name in ("chain", "draw") or _arrow_kind(pyarrow, field) != "scalar")
+    stats = _columns(stat_batches, lambda name, field: name in ("chain", "draw") or not _is_scalar(pyarrow, field))
     coords = {name: np.asarray(index) for name, index in compiled.coords.items()}
 
     def dataset(columns):
@@ -281,13 +280,10 @@ def tree_from_arrow(draw_batches, stat_batches, compiled) -> xr.DataTree:
     return xr.DataTree.from_dict({"posterior": dataset(post), "sample_stats": dataset(stats)})
 
 
-def _arrow_kind(pyarrow, field) -> str:
-    """"scalar" for a numeric or boolean Arrow field; "list" or "other" (strings) otherwise."""
+def _is_scalar(pyarrow, field) -> bool:
+    """A numeric or boolean Arrow field (not a list, not a string)."""
     kind = pyarrow.field(field).type
-    if pyarrow.types.is_list(kind) or pyarrow.types.is_large_list(kind):
-        return "list"
-    return "scalar" if pyarrow.types.is_integer(kind) or pyarrow.types.is_floating(kind) \
-        or pyarrow.types.is_boolean(kind) else "other"
+    return pyarrow.types.is_integer(kind) or pyarrow.types.is_floating(kind) or pyarrow.types.is_boolean(kind)
 
 
 class Pending:
