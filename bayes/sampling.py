@@ -125,7 +125,8 @@ def relabel(tree: xr.DataTree, spec: ModelSpec) -> xr.DataTree:
 
 
 def _drop_object_stats(tree: xr.DataTree) -> xr.DataTree:
-    """nutpie stores divergence messages as Python objects, which NetCDF cannot hold."""
+    """Drop object-valued sample statistics (nutpie's own conversion stores its divergence
+    messages so), which NetCDF cannot hold; the PyMC path's trees pass through here."""
     stats = tree["sample_stats"].to_dataset()
     objects = [v for v in stats.data_vars if stats[v].dtype == object]
     tree["sample_stats"] = xr.DataTree(stats.drop_vars(objects))
@@ -317,8 +318,8 @@ def start_sample(spec: ModelSpec, priors: PriorSet, *, settings: SamplerSettings
         future = _QUEUE.submit(lambda: _run_nutpie(compiled, **kwargs))
 
         def finish():
-            tree = relabel(future.result(), spec)
-            return _drop_object_stats(tree), [name for name in free if name not in off]
+            # tree_from_arrow keeps no object-valued statistics: nothing to drop
+            return relabel(future.result(), spec), [name for name in free if name not in off]
 
         return Pending(finish)
     import pymc as pm
