@@ -49,9 +49,9 @@ and the sd of the repetitions' estimates, which is taken as the error of
 their mean too (they share the posterior draws, so it is not divided by
 the square root of the number of repetitions).  The random split and the
 proposal draws are seeded from the run's seed.  The logp function is
-compiled once per model and evaluated at about 8000 + 3 x 4000 points
-(4 chains x 2000 draws): 1 to 5 s per model on one core, compilation
-included.  It assumes the draws come from the posterior of the model built
+compiled once per model and evaluated at the posterior draws and at 3 x
+half as many proposal points (4 chains x 2000 draws, before the default
+became 1000: 1 to 5 s per model on one core, compilation included).  It assumes the draws come from the posterior of the model built
 with the same priors, and that the proposal covers it: a multimodal or
 strongly funnel-shaped posterior would make the estimate and its error
 unreliable.
@@ -101,7 +101,7 @@ import xarray as xr
 
 from bayes import config
 from bayes.errors import BayesError, InputError
-from bayes.models.builder import ModelSpec, build_model, interaction_prior, prefix
+from bayes.models.builder import ModelSpec, at_draws, build_model, interaction_prior, prefix
 from bayes.priors import Prior, PriorSet, load_prior_set
 from bayes.results import write_atomic
 from bayes.sampling import DEFAULT_CACHE, compiled_with_data
@@ -162,19 +162,17 @@ def pointwise_loglik(spec: ModelSpec, raw: xr.DataTree, priors: PriorSet, *, see
     (``n_weight_<j>`` in ``raw``), with ``seed``; see the module docstring for
     why that makes PSIS-LOO legitimate.
     """
-    import pymc as pm
-
     model = model or _loglik_model(spec, priors)
     post = raw["posterior"].to_dataset()
     names = [prefix(i) + "pointwise" for i in range(len(spec.cells))]
-    values = pm.compute_deterministics(post, model=model, var_names=names, progressbar=False)
+    values = dict(zip(names, at_draws(model.free_RVs, [model[n] for n in names], post)))
     rng = np.random.default_rng(seed)
     index = [draw_n_index(post[f"n_weight_{j}"].transpose("chain", "draw", f"n_grid_{j}").to_numpy(), rng)
              for j in range(len(spec.groups))]
     parts = []
     for i, cell in enumerate(spec.cells):
         j = spec.group_of(cell)
-        ll = values[names[i]].transpose("chain", "draw", f"n_grid_{j}", prefix(i) + "arm").to_numpy()
+        ll = values[names[i]]                     # (chain, draw, n_grid_j, arm)
         parts.append(np.take_along_axis(ll, index[j][:, :, None, None], axis=2)[:, :, 0, :])
     data = np.concatenate(parts, axis=-1)
     return xr.DataArray(data, dims=("chain", "draw", "obs"),
@@ -186,16 +184,31 @@ def with_log_groups(spec: ModelSpec, raw: xr.DataTree, priors: PriorSet, *, seed
     """A tree with ``posterior``, ``sample_stats``, ``log_likelihood`` (per arm,
     :func:`pointwise_loglik`) and ``log_prior``, ready for ``az.loo`` and
     ``az.psense_summary``."""
-    import pymc as pm
-
     model = _loglik_model(spec, priors)
-    tree = xr.DataTree.from_dict({
-        "posterior": raw["posterior"].to_dataset(),
+    post = raw["posterior"].to_dataset()
+    return xr.DataTree.from_dict({
+        "posterior": post,
         "sample_stats": raw["sample_stats"].to_dataset(),
         "log_likelihood": pointwise_loglik(spec, raw, priors, seed=seed, model=model).to_dataset(),
+        "log_prior": log_prior(model, post),
     })
-    pm.stats.compute_log_prior(tree, model=model, progressbar=False)
-    return tree
+
+
+def log_prior(model, post: xr.Dataset) -> xr.Dataset:
+    """Each free variable's prior log density (elementwise, on its own scale, no
+    Jacobian) at every posterior draw: what ``pm.stats.compute_log_prior`` gives,
+    vectorised over the draws (:func:`bayes.models.builder.at_draws`)."""
+    from pymc.model.transform.conditioning import remove_value_transforms
+
+    plain = remove_value_transforms(model)
+    rvs = plain.free_RVs
+    values = [plain.rvs_to_values[rv] for rv in rvs]
+    terms = plain.logp(vars=rvs, sum=False)
+    named = xr.Dataset({v.name: post[rv.name] for rv, v in zip(rvs, values)})
+    return xr.Dataset({rv.name: (post[rv.name].dims, term)
+                       for rv, term in zip(rvs, at_draws(values, terms, named))},
+                      coords={k: c for k, c in post.coords.items()
+                              if set(c.dims) <= {d for rv in rvs for d in post[rv.name].dims}})
 
 
 def _sub_seed(seed: int, *labels) -> int:

@@ -239,3 +239,31 @@ def build_model(spec: ModelSpec, priors: PriorSet, *, pointwise: bool = False) -
             pm.Potential(f"loglik_{j}", pt.logsumexp(total))
             pm.Deterministic(f"n_weight_{j}", softmax(total), dims=f"n_grid_{j}")
     return model
+
+
+def at_draws(inputs: list, outputs: list, draws) -> list[np.ndarray]:
+    """``outputs`` (tensors of one model) at every draw of ``draws``, vectorised over the draws.
+
+    ``inputs`` are the model variables the draws give values for
+    (``draws[input.name]``, an xarray Dataset with dims ``chain``, ``draw``
+    and the variable's own); each output comes back as an array (chain,
+    draw, *its shape).  Every input gets a leading axis of all chain x draw
+    values, the graph is vectorised over it (PyTensor's ``vectorize_graph``)
+    and compiled without rewriting (``FAST_COMPILE``), so one call computes
+    every draw.  PyMC's ``compute_deterministics`` and ``compute_log_prior``
+    compile the graph with the full rewrite pipeline and then call it once
+    per draw, which made the pointwise log-likelihoods of PSIS-LOO most of
+    the report's model comparison.
+    """
+    import pytensor
+    from pytensor.graph.replace import vectorize_graph
+
+    batched = [pt.tensor(name=v.name, dtype=v.dtype, shape=(None, *v.type.shape)) for v in inputs]
+    function = pytensor.function(batched, vectorize_graph(list(outputs), replace=dict(zip(inputs, batched))),
+                                 mode="FAST_COMPILE", on_unused_input="ignore")
+    chains, count = draws.sizes["chain"], draws.sizes["draw"]
+    values = []
+    for var in inputs:
+        da = draws[var.name].transpose("chain", "draw", ...)
+        values.append(da.to_numpy().reshape(chains * count, *da.shape[2:]).astype(var.dtype))
+    return [np.asarray(out).reshape(chains, count, *np.shape(out)[1:]) for out in function(*values)]

@@ -15,10 +15,10 @@ from scipy import special, stats
 import bayes
 from bayes.analysis import model_specs
 from bayes.compare import (COLUMNS, Comparison, arm_labels, column_of, comparison_sentence, compare_models,
-                           density_at_value, draw_n_index, interaction_bayes_factors, loo_tree, pointwise_loglik,
-                           prior_density)
+                           density_at_value, draw_n_index, interaction_bayes_factors, log_prior, loo_tree,
+                           pointwise_loglik, prior_density)
 from bayes.errors import BayesError
-from bayes.models.builder import build_model, prefix
+from bayes.models.builder import at_draws, build_model, prefix
 from bayes.nprior import NPrior
 from bayes.priors import Prior, load_prior_set
 
@@ -68,6 +68,29 @@ def test_pointwise_shape_and_labels(seed_study):
     # seeded: the same seed gives the same n draws, another seed (usually) others
     again = pointwise_loglik(spec, raw, PRIORS, seed=3)
     np.testing.assert_array_equal(ll.to_numpy(), again.to_numpy())
+
+
+@pytest.mark.parametrize("family", ["joint", "link"])
+def test_vectorised_draws_equal_pymcs_draw_by_draw_evaluation(seed_study, family):
+    """at_draws (pointwise log-likelihoods) and log_prior give what PyMC's
+    compute_deterministics and compute_log_prior give, draw by draw."""
+    (spec,) = model_specs(seed_study, family, NPrior())
+    raw = _prior_as_posterior(spec, draws=12)
+    post = raw["posterior"].to_dataset()
+    model = build_model(spec, PRIORS, pointwise=True)
+    names = [prefix(i) + "pointwise" for i in range(len(spec.cells))]
+    expected = pm.compute_deterministics(post, model=model, var_names=names, progressbar=False)
+    for name, values in zip(names, at_draws(model.free_RVs, [model[n] for n in names], post)):
+        assert values.shape == expected[name].shape
+        np.testing.assert_allclose(values, expected[name].to_numpy(), rtol=1e-10, atol=1e-10)
+    reference = pm.stats.compute_log_prior(xr.DataTree.from_dict({"posterior": post}), model=model,
+                                           progressbar=False, extend_inferencedata=False)
+    reference = reference.to_dataset() if hasattr(reference, "to_dataset") else reference
+    ours = log_prior(model, post)
+    assert set(ours.data_vars) == set(reference.data_vars) == {rv.name for rv in model.free_RVs}
+    for name in reference.data_vars:
+        assert ours[name].dims == reference[name].dims
+        np.testing.assert_allclose(ours[name].to_numpy(), reference[name].to_numpy(), rtol=1e-12, atol=1e-12)
 
 
 def _loglik_by_hand(cell, values: dict, n: float) -> np.ndarray:
