@@ -62,7 +62,7 @@ def test_fit_records_the_stamp(seed_run):
     assert meta["n_prior"] == {"mode": "marginal", "value": None, "low": 3, "high": 20, "pad": False}
     assert "marginalised over {5, 10, 15, 20}" in meta["n_treatment"]["imatinib_il2_melanoma/tumor_volume"]
     assert meta["model"] == "joint"
-    assert meta["sampler"]["draws"] == 2000 and meta["sampler"]["seed"] == 20261129
+    assert meta["sampler"]["draws"] == 1000 and meta["sampler"]["seed"] == 20261129
     assert meta["sampler"]["target_accept"] == 0.95 and meta["sampler"]["adaptation"] == "low_rank"
     assert meta["priors"]["set"]["priors"]["interaction"]["prior"]["dist"] == "Normal"
     import xarray as xr

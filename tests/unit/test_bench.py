@@ -38,7 +38,7 @@ def test_parser_defaults():
     assert s == {"fits": 20, "plain_fits": 3, "draws": config.DEFAULT_DRAWS, "tune": config.DEFAULT_TUNE,
                  "chains": 4, "cores": config.default_cores(), "seed": config.DEFAULT_SEED,
                  "target_accept": config.TARGET_ACCEPT["factorial"], "quick": False}
-    assert s["draws"] == 2000 and s["target_accept"] == 0.9
+    assert s["draws"] == 1000 and s["target_accept"] == 0.9
 
 
 def test_parser_accepts_options():

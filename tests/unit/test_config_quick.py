@@ -33,7 +33,7 @@ def _defaults(value: str) -> subprocess.CompletedProcess:
 
 def test_quick_shrinks_every_default_and_explicit_values_win():
     assert json.loads(_defaults("1").stdout) == [200, 200, 2, 200, 2]
-    assert json.loads(_defaults("0").stdout) == [2000, 500, 4, 1000, 4]
+    assert json.loads(_defaults("0").stdout) == [1000, 500, 4, 1000, 4]
 
 
 def test_cli_reports_a_bad_value_in_one_line():
