@@ -241,7 +241,7 @@ def build_model(spec: ModelSpec, priors: PriorSet, *, pointwise: bool = False) -
     return model
 
 
-def at_draws(inputs: list, outputs: list, draws) -> list[np.ndarray]:
+def at_draws(inputs: list, outputs: list, draws, *, chunk: int = 1000) -> list[np.ndarray]:
     """``outputs`` (tensors of one model) at every draw of ``draws``, vectorised over the draws.
 
     ``inputs`` are the model variables the draws give values for
@@ -253,7 +253,9 @@ def at_draws(inputs: list, outputs: list, draws) -> list[np.ndarray]:
     every draw.  PyMC's ``compute_deterministics`` and ``compute_log_prior``
     compile the graph with the full rewrite pipeline and then call it once
     per draw, which made the pointwise log-likelihoods of PSIS-LOO most of
-    the report's model comparison.
+    the report's model comparison.  The draws go through in blocks of
+    ``chunk``, which bounds the memory of the intermediate arrays (a cell's
+    log-likelihood is arms x candidate n per draw).
     """
     import pytensor
     from pytensor.graph.replace import vectorize_graph
@@ -266,4 +268,6 @@ def at_draws(inputs: list, outputs: list, draws) -> list[np.ndarray]:
     for var in inputs:
         da = draws[var.name].transpose("chain", "draw", ...)
         values.append(da.to_numpy().reshape(chains * count, *da.shape[2:]).astype(var.dtype))
-    return [np.asarray(out).reshape(chains, count, *np.shape(out)[1:]) for out in function(*values)]
+    blocks = [function(*(v[start:start + chunk] for v in values)) for start in range(0, chains * count, chunk)]
+    outs = [np.concatenate([np.asarray(block[k]) for block in blocks]) for k in range(len(outputs))]
+    return [out.reshape(chains, count, *out.shape[1:]) for out in outs]

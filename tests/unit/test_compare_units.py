@@ -80,9 +80,12 @@ def test_vectorised_draws_equal_pymcs_draw_by_draw_evaluation(seed_study, family
     model = build_model(spec, PRIORS, pointwise=True)
     names = [prefix(i) + "pointwise" for i in range(len(spec.cells))]
     expected = pm.compute_deterministics(post, model=model, var_names=names, progressbar=False)
-    for name, values in zip(names, at_draws(model.free_RVs, [model[n] for n in names], post)):
+    outputs = [model[n] for n in names]
+    whole, blocks = at_draws(model.free_RVs, outputs, post), at_draws(model.free_RVs, outputs, post, chunk=5)
+    for name, values, in_blocks in zip(names, whole, blocks):
         assert values.shape == expected[name].shape
         np.testing.assert_allclose(values, expected[name].to_numpy(), rtol=1e-10, atol=1e-10)
+        np.testing.assert_array_equal(in_blocks, values)
     reference = pm.stats.compute_log_prior(xr.DataTree.from_dict({"posterior": post}), model=model,
                                            progressbar=False, extend_inferencedata=False)
     reference = reference.to_dataset() if hasattr(reference, "to_dataset") else reference
