@@ -50,8 +50,9 @@ their mean too (they share the posterior draws, so it is not divided by
 the square root of the number of repetitions).  The random split and the
 proposal draws are seeded from the run's seed.  The logp function is
 compiled once per model and evaluated at the posterior draws and at 3 x
-half as many proposal points (4 chains x 2000 draws, before the default
-became 1000: 1 to 5 s per model on one core, compilation included).  It assumes the draws come from the posterior of the model built
+half as many proposal points: 1 to 5 s per model on one core, compilation
+included, at 4 chains x 2000 draws (the default before it became 1000).
+It assumes the draws come from the posterior of the model built
 with the same priors, and that the proposal covers it: a multimodal or
 strongly funnel-shaped posterior would make the estimate and its error
 unreliable.
