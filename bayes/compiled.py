@@ -29,6 +29,19 @@ them (linking from the numba cache) instead of rewriting: on the seed's report
 the seven model compilations took 13 s instead of 49 s.  The initial point
 function is rebuilt every time (about 0.2 s), as it is not picklable.
 
+Unpickling those functions still links each of them again, op by op, through
+PyTensor's numba backend, only to look the result up in numba's cache: 3 s for
+the joint model.  Each store entry therefore starts with a small record of what
+the callbacks need besides the inner functions (sizes, the layout of the shared
+data by name, the inner functions' cache keys).  A later process reads only
+that record, takes the data from its own model by name, and loads both
+callbacks from numba's cache directly: the callbacks' compiled code holds the
+inner functions, so they need not exist in this process.  The model it returns
+has no PyTensor functions (``logp_func`` and ``expand_func`` are None; nutpie
+samples through the callbacks only).  Anything that does not match (a name the
+model lacks, a dtype, a callback not in numba's cache) falls back to
+unpickling the functions.
+
 The same callbacks evaluate the model outside the sampler: :func:`log_densities`
 and :func:`expanded_values` call them through ctypes on many points at once, for
 bridge sampling and for reweighting a fit's draws (:mod:`bayes.compare`,
@@ -53,6 +66,7 @@ import contextvars
 import hashlib
 import logging
 import threading
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -63,7 +77,7 @@ _NOTICE: contextvars.ContextVar = contextvars.ContextVar("bayes_compile_notice",
 
 NUTPIE_COMPAT = "0.16"
 WRAPPER_VERSION = "1"     # bump when the generated source changes
-GRAPH_CACHE_VERSION = "1"  # bump when what _store_graphs writes changes
+GRAPH_CACHE_VERSION = "2"  # bump when what _store_graphs writes changes
 # PyTensor graph rewrites left out of the compiled model.  local_greedy_distributor
 # (distribute products over sums to save a division here and there) is most of the graph
 # rewriting time of our likelihood's gradient -- rewriting that every process pays again,
@@ -191,9 +205,16 @@ def _graph_path(key):
     return graph_dir() / f"{source_fingerprint()}-{_cache_key(key, SKIPPED_REWRITES, flags)[:32]}.pkl"
 
 
+class _Unreadable(Exception):
+    """A store entry that cannot be read (it is compiled again and replaced)."""
+
+
 def _load_graphs(key):
-    """The stored ``_make_functions`` results for ``key`` (without the initial point
-    function), or None when there are none or they cannot be read."""
+    """The stored entry for ``key``: ``(record, functions)``, where ``record`` is the
+    small dict :func:`_from_record` uses and ``functions()`` unpickles the
+    ``_make_functions`` results (without the initial point function); None when
+    there is no entry or its record cannot be read."""
+    import io
     import pickle      # pickle imports cloudpickle itself for the closures cloudpickle stored
 
     path = _graph_path(key)
@@ -201,16 +222,34 @@ def _load_graphs(key):
         blob = path.read_bytes()
     except OSError:
         return None
-    try:
-        return pickle.loads(blob)
-    except Exception as exc:  # noqa: BLE001  -- any unreadable entry is recompiled and replaced
+    stream = io.BytesIO(blob)
+
+    def unreadable(exc):
         log.warning("stored graphs %s unreadable (%s: %s); compiling again", path.name, type(exc).__name__, exc)
+
+    try:
+        record = pickle.load(stream)
+        if not isinstance(record, dict):
+            raise TypeError(f"a {type(record).__name__}, not a record")
+    except Exception as exc:  # noqa: BLE001  -- any unreadable entry is recompiled and replaced
+        unreadable(exc)
         return None
 
+    def functions():
+        try:
+            return pickle.load(stream)
+        except Exception as exc:  # noqa: BLE001
+            unreadable(exc)
+            raise _Unreadable from exc
 
-def _store_graphs(key, functions) -> None:
-    """Write ``functions`` for ``key`` atomically, and remove entries of other code versions."""
+    return record, functions
+
+
+def _store_graphs(key, record, functions) -> None:
+    """Write ``record`` then ``functions`` for ``key`` atomically (one file, two
+    pickles), and remove entries of other code versions."""
     import os
+    import pickle
     import tempfile
 
     import cloudpickle
@@ -218,7 +257,7 @@ def _store_graphs(key, functions) -> None:
     path = _graph_path(key)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        blob = cloudpickle.dumps(functions, protocol=5)
+        blob = pickle.dumps(record, protocol=5) + cloudpickle.dumps(functions, protocol=5)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
         with os.fdopen(fd, "wb") as handle:
             handle.write(blob)
@@ -284,36 +323,120 @@ def compile_model(model, key=None, label: str = "model"):
             timer.cancel()
 
 
-def _functions(model, key):
-    """nutpie's ``_make_functions`` for ``model``, from the graph store when ``key`` is in it."""
+def _initial_point(model):
     from nutpie import compile_pymc as ncp
     from pymc.initial_point import make_initial_point_fn
 
-    initial_point_fn = ncp._wrap_with_lock(make_initial_point_fn(
-        model=model, default_strategy="support_point", jitter_rvs=set(model.free_RVs),
-        return_transformed=True))
-    stored = _load_graphs(key) if key is not None else None
-    if stored is not None:
-        n_dim, n_expanded, logp_pt, expand_pt, shape_info, reparameterized = stored
-        free = [(name, shape) for name, part, shape in zip(*shape_info) if part.stop <= n_dim]
-        flat_initial_point = ncp._rv_dict_to_flat_array_wrapper(
-            initial_point_fn, names=[name for name, _ in free], shapes=[shape for _, shape in free])
-        return n_dim, n_expanded, logp_pt, expand_pt, flat_initial_point, shape_info, reparameterized, True
-    (n_dim, n_expanded, logp_pt, expand_pt, flat_initial_point, shape_info,
-     reparameterized) = ncp._make_functions(model, mode=compile_mode(), compute_grad=True, join_expanded=True,
-                                            pymc_initial_point_fn=initial_point_fn)
-    if key is not None:
-        _store_graphs(key, (n_dim, n_expanded, logp_pt, expand_pt, shape_info, reparameterized))
-    return n_dim, n_expanded, logp_pt, expand_pt, flat_initial_point, shape_info, reparameterized, False
+    return ncp._wrap_with_lock(make_initial_point_fn(
+        model=model, default_strategy="support_point", jitter_rvs=set(model.free_RVs), return_transformed=True))
+
+
+def _flat_initial_point(initial_point_fn, n_dim, shape_info):
+    from nutpie import compile_pymc as ncp
+
+    free = [(name, shape) for name, part, shape in zip(*shape_info) if part.stop <= n_dim]
+    return ncp._rv_dict_to_flat_array_wrapper(initial_point_fn, names=[name for name, _ in free],
+                                              shapes=[shape for _, shape in free])
+
+
+_SIGNATURES = {}
+
+
+def _signature(kind):
+    import numba
+
+    if not _SIGNATURES:
+        f64 = numba.types.CPointer(numba.types.double)
+        _SIGNATURES["logp"] = numba.types.int64(numba.types.uint64, f64, f64, f64, numba.types.voidptr)
+        _SIGNATURES["expand"] = numba.types.int64(numba.types.uint64, numba.types.uint64, f64, f64,
+                                                  numba.types.voidptr)
+    return _SIGNATURES[kind]
+
+
+@dataclass(frozen=True)
+class _Shared:
+    """What nutpie's ``with_data`` and ``make_user_data`` read of a shared variable."""
+
+    name: str
+    ndim: int
+
+
+def _assemble(model, n_dim, n_expanded, shape_info, reparameterized, initial_point_fn, callbacks,
+              shared_data, shared_keys, user_data, logp_fn=None, expand_fn=None):
+    from nutpie import compile_pymc as ncp
+
+    dims, coords = ncp._prepare_dims_and_coords(model, shape_info, reparameterized)
+    return ncp.CompiledPyMCModel(
+        _n_dim=n_dim, dims=dims, _coords=coords,
+        _shapes={name: tuple(shape) for name, _, shape in zip(*shape_info)},
+        compiled_logp_func=callbacks["logp"], compiled_expand_func=callbacks["expand"],
+        initial_point_func=_flat_initial_point(initial_point_fn, n_dim, shape_info), shared_data=shared_data,
+        shared_var_keys=shared_keys, user_data=user_data, n_expanded=n_expanded, shape_info=shape_info,
+        logp_func=logp_fn, expand_func=expand_fn, reparameterized_names=reparameterized)
+
+
+def _from_record(model, record, initial_point_fn):
+    """The compiled model from a store entry's record alone (see the module docstring),
+    or None when the model's data or numba's cache do not match it."""
+    from numba.core.errors import NumbaError
+    from nutpie import compile_pymc as ncp
+
+    by_name: dict = {}
+    for var in model.data_vars:
+        by_name.setdefault(var.name, []).append(var)
+    shared_data, shared_keys = {}, {}
+    for key, name, dtype, ndim in record["shared"]:
+        found = by_name.get(name, [])
+        if len(found) != 1:
+            return None
+        value = np.array(found[0].get_value(), order="C", copy=True)
+        if value.dtype.str != dtype or value.ndim != ndim:
+            return None
+        value.flags.writeable = False
+        shared_data[key] = value
+        shared_keys[_Shared(name, ndim)] = key
+    user_data = ncp.make_user_data(shared_keys, shared_data)
+    layout = [(k, a.dtype.str, a.ndim) for k, a in shared_data.items()]
+    n_dim, n_expanded = record["n_dim"], record["n_expanded"]
+    callbacks = {}
+    for kind in ("logp", "expand"):
+        sources = _sources(kind, n_dim, n_expanded, record[f"{kind}_keys"], shared_data)
+        key = _cache_key(WRAPPER_VERSION, record["inner_keys"], layout, str(user_data.dtype), sources)
+        try:
+            # no inner function: a cache miss would compile, and fails to type the call instead
+            callbacks[kind] = _callback(kind, sources, None, user_data.dtype, shared_data, _signature(kind), key)
+        except NumbaError:
+            return None
+        if not getattr(callbacks[kind], "_cache_hits", 0):
+            return None
+    return _assemble(model, n_dim, n_expanded, record["shape_info"], record["reparameterized"],
+                     initial_point_fn, callbacks, shared_data, shared_keys, user_data)
 
 
 def _compile_cached(model, structure_key=None):
-    import numba
     from nutpie import compile_pymc as ncp
     from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS
 
-    (n_dim, n_expanded, logp_pt, expand_pt, flat_initial_point, shape_info,
-     reparameterized, graphs_loaded) = _functions(model, structure_key)
+    initial_point_fn = _initial_point(model)
+    stored = _load_graphs(structure_key) if structure_key is not None else None
+    functions = None
+    if stored is not None:
+        record, unpickle = stored
+        compiled = _from_record(model, record, initial_point_fn)
+        if compiled is not None:
+            GRAPH_STATS["loaded"] += 1
+            return compiled
+        try:
+            functions = unpickle()
+        except _Unreadable:
+            functions = None
+    graphs_loaded = functions is not None
+    if functions is None:
+        n_dim, n_expanded, logp_pt, expand_pt, _, shape_info, reparameterized = ncp._make_functions(
+            model, mode=compile_mode(), compute_grad=True, join_expanded=True,
+            pymc_initial_point_fn=initial_point_fn)
+        functions = (n_dim, n_expanded, logp_pt, expand_pt, shape_info, reparameterized)
+    n_dim, n_expanded, logp_pt, expand_pt, shape_info, reparameterized = functions
     logp_fn, expand_fn = logp_pt.vm.jit_fn, expand_pt.vm.jit_fn
 
     shared_data, shared_keys = {}, {}
@@ -324,34 +447,27 @@ def _compile_cached(model, structure_key=None):
             shared_data[key] = np.array(var.get_value(), order="C", copy=True)
             shared_data[key].flags.writeable = False
     user_data = ncp.make_user_data(shared_keys, shared_data)
-    logp_keys = [shared_keys[v] for v in logp_pt.get_shared()]
-    expand_keys = [shared_keys[v] for v in expand_pt.get_shared()]
+    keys = {"logp": [shared_keys[v] for v in logp_pt.get_shared()],
+            "expand": [shared_keys[v] for v in expand_pt.get_shared()]}
 
     inner_keys = (CACHED_SRC_FUNCTIONS.get(logp_fn.py_func), CACHED_SRC_FUNCTIONS.get(expand_fn.py_func))
     layout = [(k, a.dtype.str, a.ndim) for k, a in shared_data.items()]
     cacheable = None not in inner_keys
-    f64 = numba.types.CPointer(numba.types.double)
-    signatures = {
-        "logp": numba.types.int64(numba.types.uint64, f64, f64, f64, numba.types.voidptr),
-        "expand": numba.types.int64(numba.types.uint64, numba.types.uint64, f64, f64, numba.types.voidptr),
-    }
     callbacks = {}
     for kind, inner in (("logp", logp_fn), ("expand", expand_fn)):
-        keys = logp_keys if kind == "logp" else expand_keys
-        sources = _sources(kind, n_dim, n_expanded, keys, shared_data)
+        sources = _sources(kind, n_dim, n_expanded, keys[kind], shared_data)
         key = _cache_key(WRAPPER_VERSION, inner_keys, layout, str(user_data.dtype), sources) if cacheable else None
-        callbacks[kind] = _callback(kind, sources, inner, user_data.dtype, shared_data, signatures[kind], key)
-
-    dims, coords = ncp._prepare_dims_and_coords(model, shape_info, reparameterized)
-    compiled = ncp.CompiledPyMCModel(
-        _n_dim=n_dim, dims=dims, _coords=coords,
-        _shapes={name: tuple(shape) for name, _, shape in zip(*shape_info)},
-        compiled_logp_func=callbacks["logp"], compiled_expand_func=callbacks["expand"],
-        initial_point_func=flat_initial_point, shared_data=shared_data, shared_var_keys=shared_keys,
-        user_data=user_data, n_expanded=n_expanded, shape_info=shape_info,
-        logp_func=logp_pt, expand_func=expand_pt, reparameterized_names=reparameterized)
+        callbacks[kind] = _callback(kind, sources, inner, user_data.dtype, shared_data, _signature(kind), key)
+    if structure_key is not None and not graphs_loaded:
+        record = {"n_dim": n_dim, "n_expanded": n_expanded, "shape_info": shape_info,
+                  "reparameterized": reparameterized, "inner_keys": inner_keys,
+                  "logp_keys": keys["logp"], "expand_keys": keys["expand"],
+                  "shared": [(key, var.name, shared_data[key].dtype.str, shared_data[key].ndim)
+                             for var, key in shared_keys.items()]}
+        _store_graphs(structure_key, record, functions)
     GRAPH_STATS["loaded" if graphs_loaded else "rewritten"] += 1
-    return compiled
+    return _assemble(model, n_dim, n_expanded, shape_info, reparameterized, initial_point_fn, callbacks,
+                     shared_data, shared_keys, user_data, logp_pt, expand_pt)
 
 
 GRAPH_STATS = {"loaded": 0, "rewritten": 0}   # compile_model calls in this process, by where the graphs came from

@@ -122,6 +122,9 @@ def test_stored_graphs_give_the_same_model(graph_store):
     assert len(list(graph_store.glob("*.pkl"))) == 1
     second = compile_model(small_model(0.5), key=("same", 1))
     assert GRAPH_STATS["rewritten"] - before["rewritten"] == 1 and GRAPH_STATS["loaded"] - before["loaded"] == 1
+    # from the entry's record alone: callbacks straight from numba's cache, no PyTensor function
+    assert first.logp_func is not None and second.logp_func is None and second.expand_func is None
+    assert loaded_from_cache(second)
     assert second.shape_info[0] == first.shape_info[0] and second.n_expanded == first.n_expanded
     for x in np.random.default_rng(2).normal(size=(3, 2)):
         assert callback_logp(second, x)[0] == callback_logp(first, x)[0]
@@ -135,6 +138,30 @@ def test_stored_graphs_give_the_same_model(graph_store):
     np.testing.assert_allclose(grad, ref_grad, rtol=1e-9)
     point = second.initial_point_func(1)     # the initial point function is rebuilt, not stored
     assert point.shape == (2,) and np.isfinite(point).all()
+
+
+def test_a_record_the_model_does_not_fit_falls_back_to_the_stored_functions(graph_store):
+    """The record names the shared data; a model (same key) without one of those
+    names cannot use it, and gets the stored PyTensor functions instead."""
+    from bayes.compiled import GRAPH_STATS
+
+    first = compile_model(small_model(0.75), key=("renamed", 1))
+    with pm.Model() as renamed:
+        scale = pm.Data("scale_renamed", 2.0)
+        obs = pm.Data("obs", np.array([0.3, -0.2, 1.1]))
+        weights = pm.Data("weights", np.array([[1.0, 0.5, 0.25], [0.1, 0.2, 0.3]]))
+        counts = pm.Data("counts", np.array([3, 1], dtype="int64"))
+        mu = pm.Normal("mu", 0.0, scale)
+        sd = pm.HalfNormal("sd", 1.0)
+        pm.Normal("y", mu, sd, observed=obs)
+        pm.Potential("extra", -0.5 * pm.math.sum((weights.sum(axis=1) * counts - mu) ** 2))
+        pm.Deterministic("twice", 2 * mu + 0.75)
+    before = dict(GRAPH_STATS)
+    second = compile_model(renamed, key=("renamed", 1))
+    assert GRAPH_STATS["loaded"] - before["loaded"] == 1 and GRAPH_STATS["rewritten"] == before["rewritten"]
+    assert second.logp_func is not None          # unpickled, not built from the record
+    for x in np.random.default_rng(4).normal(size=(3, 2)):
+        assert callback_logp(second, x)[0] == callback_logp(first, x)[0]
 
 
 def test_an_unreadable_store_entry_is_compiled_again_and_replaced(graph_store, caplog):
