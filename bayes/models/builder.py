@@ -241,6 +241,17 @@ def build_model(spec: ModelSpec, priors: PriorSet, *, pointwise: bool = False) -
     return model
 
 
+# How at_draws compiles: only merging duplicated nodes, then NumPy.  Every op sees a
+# whole block of draws, so rewriting cannot pay for itself: compiling the seed's joint
+# and link log-likelihoods took 1.0-1.1 s with FAST_COMPILE's rewrites against 0.2 s,
+# for the same 0.3 s of evaluation over 4000 draws.  The values differ from the
+# rewritten graph's in rounding only (up to 4e-7 at prior draws of log-likelihoods in
+# the thousands): FAST_COMPILE distributes products over sums
+# (local_greedy_distributor), which the sampled model leaves out too
+# (bayes.compiled.SKIPPED_REWRITES).
+AT_DRAWS_MODE = "merge"
+
+
 def at_draws(inputs: list, outputs: list, draws, *, chunk: int = 1000) -> list[np.ndarray]:
     """``outputs`` (tensors of one model) at every draw of ``draws``, vectorised over the draws.
 
@@ -249,20 +260,22 @@ def at_draws(inputs: list, outputs: list, draws, *, chunk: int = 1000) -> list[n
     and the variable's own); each output comes back as an array (chain,
     draw, *its shape).  Every input gets a leading axis of all chain x draw
     values, the graph is vectorised over it (PyTensor's ``vectorize_graph``)
-    and compiled without rewriting (``FAST_COMPILE``), so one call computes
-    every draw.  PyMC's ``compute_deterministics`` and ``compute_log_prior``
-    compile the graph with the full rewrite pipeline and then call it once
-    per draw, which made the pointwise log-likelihoods of PSIS-LOO most of
-    the report's model comparison.  The draws go through in blocks of
+    and compiled with no rewrite but merging duplicated nodes, evaluated
+    with NumPy (:data:`AT_DRAWS_MODE`), so one call computes every draw.
+    PyMC's ``compute_deterministics`` and ``compute_log_prior`` compile the
+    graph with the full rewrite pipeline and then call it once per draw,
+    which made the pointwise log-likelihoods of PSIS-LOO most of the
+    report's model comparison.  The draws go through in blocks of
     ``chunk``, which bounds the memory of the intermediate arrays (a cell's
     log-likelihood is arms x candidate n per draw).
     """
     import pytensor
+    from pytensor.compile.mode import Mode
     from pytensor.graph.replace import vectorize_graph
 
     batched = [pt.tensor(name=v.name, dtype=v.dtype, shape=(None, *v.type.shape)) for v in inputs]
     function = pytensor.function(batched, vectorize_graph(list(outputs), replace=dict(zip(inputs, batched))),
-                                 mode="FAST_COMPILE", on_unused_input="ignore")
+                                 mode=Mode(linker="py", optimizer=AT_DRAWS_MODE), on_unused_input="ignore")
     chains, count = draws.sizes["chain"], draws.sizes["draw"]
     values = []
     for var in inputs:
