@@ -409,16 +409,23 @@ class Diagnostics:
 
 
 def diagnose(tree: xr.DataTree, var_names: list[str]) -> Diagnostics:
-    """R-hat, bulk/tail ESS over ``var_names`` (the free parameters), and divergences."""
-    import arviz as az
+    """R-hat, bulk/tail ESS over ``var_names`` (the free parameters), and divergences.
+
+    Computed with arviz-stats' accessors, the functions ``az.summary`` calls,
+    without building its table (0.14 against 0.29 s on the seed's joint fit)."""
+    import arviz_stats  # noqa: F401  -- registers the .azstats accessor
 
     post = tree["posterior"].to_dataset()
-    table = az.summary(tree, var_names=var_names, kind="diagnostics")
+    free = post[list(var_names)]
+
+    def extreme(ds: xr.Dataset, pick) -> float:
+        return float(pick([pick(ds[v].to_numpy().astype(float)) for v in ds.data_vars]))
+
     diverging = tree["sample_stats"].to_dataset()["diverging"]
     return Diagnostics(
-        rhat_max=float(np.nanmax(table["r_hat"].to_numpy(float))),
-        ess_bulk_min=float(np.nanmin(table["ess_bulk"].to_numpy(float))),
-        ess_tail_min=float(np.nanmin(table["ess_tail"].to_numpy(float))),
+        rhat_max=extreme(free.azstats.rhat(), np.nanmax),
+        ess_bulk_min=extreme(free.azstats.ess(method="bulk"), np.nanmin),
+        ess_tail_min=extreme(free.azstats.ess(method="tail"), np.nanmin),
         divergences=int(diverging.sum()),
         draws=int(post.sizes["draw"]), chains=int(post.sizes["chain"]))
 
