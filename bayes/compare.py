@@ -975,19 +975,19 @@ def compare_models(fits: dict[str, list[tuple[ModelSpec, xr.DataTree]]], priors:
     return Comparison(table=table, interactions=interactions, metadata=metadata)
 
 
-def fit_models(study, *, models: tuple[str, ...] = MODEL_ORDER, priors: PriorSet | str = "default",
-               settings=None, n=None, seed: int | None = None, ci_prob: float | None = None, cache=None,
-               step=None) -> tuple[dict, dict, dict, dict]:
-    """Fit the models a comparison needs: ``(results, fits, skipped, notes)``.
+def start_models(study, *, models: tuple[str, ...] = MODEL_ORDER, priors: PriorSet | str = "default",
+                 settings=None, n=None, seed: int | None = None, ci_prob: float | None = None, cache=None,
+                 step=None) -> tuple[dict, dict]:
+    """Compile the models a comparison needs and queue them for sampling (the next
+    compiling while the first samples): ``(started, skipped)``.
 
-    ``results`` maps model name to its FitResult (LinkResult for ``link``),
-    ``fits`` to its ``[(spec, raw tree)]`` for :func:`compare_models`;
+    ``started`` maps model name to its :class:`bayes.sampling.Pending` (whose
+    ``result()`` is the FitResult, LinkResult for ``link``), in the order they
+    sample, so a caller can wait for the first (the joint model) and work on it
+    while the others sample; :func:`finish_models` waits for the rest.
     ``skipped`` says why the link model was not fitted (several studies, no
-    immune readout) and ``notes`` which fits failed their diagnostics.
-    Every model is compiled and queued for sampling first (the next compiling
-    while the first samples), then each is waited for.  ``step(name, line)``,
-    if given, is called before each model is started and before the waiting
-    (``"fits"``).
+    immune readout).  ``step(name, line)``, if given, is called before each
+    model is started.
     """
     unknown = set(models) - set(MODEL_ORDER)
     if unknown or not models:
@@ -1005,7 +1005,7 @@ def fit_models(study, *, models: tuple[str, ...] = MODEL_ORDER, priors: PriorSet
              "factorial": "fitting each endpoint alone, with interaction (factorial)",
              "additive": "fitting each endpoint alone, without interaction (additive)",
              "link": "fitting the NK-link model"}
-    results, fits, skipped, notes = {}, {}, {}, {}
+    skipped = {}
     if "link" in models:
         try:
             layout(tuple(make_cell(study.cell(s, e)) for s, e in study.cells()))
@@ -1018,14 +1018,34 @@ def fit_models(study, *, models: tuple[str, ...] = MODEL_ORDER, priors: PriorSet
         if step:
             step(name, lines[name])
         started[name] = start_link(study, **common) if name == "link" else start_fit(study, model=name, **common)
-    if step and started:
-        step("fits", "waiting for the fits still sampling")
+    return started, skipped
+
+
+def finish_models(started: dict) -> tuple[dict, dict, dict]:
+    """Wait for what :func:`start_models` started: ``(results, fits, notes)``.
+
+    ``results`` maps model name to its FitResult (LinkResult for ``link``),
+    ``fits`` to its ``[(spec, raw tree)]`` for :func:`compare_models`, and
+    ``notes`` says which fits failed their diagnostics."""
+    results, fits, notes = {}, {}, {}
     for name, pending in started.items():
         result = pending.result()
         fits[name] = [(result.spec, result.tree)] if name == "link" else result.fits
         results[name] = result
         if not result.passed:
             notes[name] = "fit FAILED its diagnostics"
+    return results, fits, notes
+
+
+def fit_models(study, *, step=None, **kwargs) -> tuple[dict, dict, dict, dict]:
+    """Fit the models a comparison needs: ``(results, fits, skipped, notes)``, as
+    :func:`start_models` then :func:`finish_models` (``kwargs``: those of
+    :func:`start_models`).  ``step(name, line)``, if given, is also called before
+    the waiting (``"fits"``)."""
+    started, skipped = start_models(study, step=step, **kwargs)
+    if step and started:
+        step("fits", "waiting for the fits still sampling")
+    results, fits, notes = finish_models(started)
     return results, fits, skipped, notes
 
 

@@ -88,8 +88,8 @@ def compute(study: Study, *, priors: str = "default", settings=None, n=None, see
     separate SMC run per model, ``smc_chains`` x ``smc_draws``)."""
     from bayes import sensitivity as sens
     from bayes.analysis import as_nprior
-    from bayes.compare import (BRIDGE_REPS, EVIDENCE_LABEL, SMC_CHAINS, SMC_DRAWS, compare_models, fit_models,
-                               with_log_groups)
+    from bayes.compare import (BRIDGE_REPS, EVIDENCE_LABEL, SMC_CHAINS, SMC_DRAWS, compare_models, finish_models,
+                               start_models, with_log_groups)
     from bayes.prior_predictive import compare_prior_sets
     from bayes.priors import load_prior_set
     from bayes.sampling import SamplerSettings
@@ -103,18 +103,21 @@ def compute(study: Study, *, priors: str = "default", settings=None, n=None, see
     clock = _Clock(progress)
     common = dict(priors=prior_set, settings=settings, ci_prob=ci_prob)
 
-    results, fits, skipped, notes = fit_models(study, n=nprior, step=clock.step, **common)
-    main, factorial, link = (results.get(m) for m in ("joint", "factorial", "link"))
+    if evidence not in EVIDENCE_LABEL:
+        raise BayesError(f"unknown evidence method {evidence!r}; valid: {', '.join(EVIDENCE_LABEL)}")
+    started, skipped = start_models(study, n=nprior, step=clock.step, **common)
     link_note = skipped.get("link", "").removeprefix("not fitted: ")
     if link_note:
         clock.say(f"  NK-link model skipped: {link_note}")
-    if evidence not in EVIDENCE_LABEL:
-        raise BayesError(f"unknown evidence method {evidence!r}; valid: {', '.join(EVIDENCE_LABEL)}")
     how = (f"SMC marginal likelihoods with {smc_chains} chains x {smc_draws} particles" if evidence == "smc"
            else "marginal likelihoods by bridge sampling on the posterior draws")
-    # The sensitivity variants go first: the reweighted ones are computed now and every
-    # refit set sampling in the background (nutpie's own threads), so that the model
-    # comparison, the prior predictive checks and psense run while they sample.
+    # The sensitivity variants need only the headline (joint) fit, which samples first:
+    # they are started as soon as it is done, while the other models still sample, so
+    # that reweighting (Python, on this thread) fills the time spent waiting for them.
+    # Every refit is queued behind those fits and samples in the background while the
+    # model comparison, the prior predictive checks and psense run.
+    clock.step("joint_fit", "waiting for the joint fit (the headline; the other models sample meanwhile)")
+    main = started["joint"].result()
     clock.step("sensitivity", "sensitivity variants (reweighting the headline fit where reliable; "
                "refits sample in the background while the next steps run)")
     swept = dict(progress=clock.say, base=(main, prior_set), model="joint", settings=settings, ci_prob=ci_prob)
@@ -133,6 +136,9 @@ def compute(study: Study, *, priors: str = "default", settings=None, n=None, see
         sweeps["se_what_if"] = sens.start_sweep(**sens.se_variants(study, main=main.synergy), priors=prior_set,
                                                 n=nprior, **swept)
 
+    clock.step("fits", "waiting for the fits still sampling")
+    results, fits, notes = finish_models(started)
+    factorial, link = results.get("factorial"), results.get("link")
     clock.step("comparison", f"comparing models (PSIS-LOO, stacking, {how})")
     comparison = compare_models(fits, prior_set, evidence=evidence, smc_draws=smc_draws, smc_chains=smc_chains,
                                 seed=settings.seed, progress=clock.say, skipped=skipped, notes=notes,
