@@ -339,18 +339,14 @@ def _flat_initial_point(initial_point_fn, n_dim, shape_info):
                                               shapes=[shape for _, shape in free])
 
 
-_SIGNATURES = {}
-
-
 def _signature(kind):
+    """The C signature of nutpie's ``logp`` or ``expand`` callback."""
     import numba
 
-    if not _SIGNATURES:
-        f64 = numba.types.CPointer(numba.types.double)
-        _SIGNATURES["logp"] = numba.types.int64(numba.types.uint64, f64, f64, f64, numba.types.voidptr)
-        _SIGNATURES["expand"] = numba.types.int64(numba.types.uint64, numba.types.uint64, f64, f64,
-                                                  numba.types.voidptr)
-    return _SIGNATURES[kind]
+    f64 = numba.types.CPointer(numba.types.double)
+    if kind == "logp":
+        return numba.types.int64(numba.types.uint64, f64, f64, f64, numba.types.voidptr)
+    return numba.types.int64(numba.types.uint64, numba.types.uint64, f64, f64, numba.types.voidptr)
 
 
 @dataclass(frozen=True)
