@@ -403,7 +403,7 @@ def _logmeanexp(x: np.ndarray) -> float:
 
 
 def bridge_sampling(log_density, draws: np.ndarray, *, seed: int, repetitions: int = BRIDGE_REPS,
-                    vectorised: bool = False) -> BridgeEstimate:
+                    vectorised: bool = False, at_draws: np.ndarray | None = None) -> BridgeEstimate:
     """Bridge-sampling estimate of ``log ∫ exp(log_density(x)) dx``.
 
     ``draws`` (chain, draw, dim) are draws from the normalised density
@@ -414,7 +414,9 @@ def bridge_sampling(log_density, draws: np.ndarray, *, seed: int, repetitions: i
     as the other half has, and runs the iterative scheme on the other half
     and those proposal points.  ``log_density`` maps one point (dim,) to a
     float, or, with ``vectorised``, an (N, dim) array to N floats.  The
-    posterior draws' log densities are computed once for all repetitions.
+    posterior draws' log densities are computed once for all repetitions, or
+    taken from ``at_draws`` (chain, draw) when known (nutpie records them as
+    ``logp``): 4 of every 10 evaluations at the default three repetitions.
     """
     from scipy import linalg
 
@@ -433,7 +435,10 @@ def bridge_sampling(log_density, draws: np.ndarray, *, seed: int, repetitions: i
             out = np.fromiter((log_density(p) for p in points), float, count=len(points))
         return np.where(np.isnan(out), -np.inf, out)
 
-    lq_post = evaluate(x.reshape(-1, dim)).reshape(chains, n)
+    if at_draws is None:
+        lq_post = evaluate(x.reshape(-1, dim)).reshape(chains, n)
+    else:
+        lq_post = np.where(np.isnan(at_draws), -np.inf, np.asarray(at_draws, float)).reshape(chains, n)
     if not np.isfinite(lq_post).all():
         raise BayesError("bridge sampling: the log density is not finite at some posterior draws")
     rng = np.random.default_rng(seed)
@@ -533,7 +538,7 @@ def bridge_log_ml(model, tree: xr.DataTree, *, seed: int, repetitions: int = BRI
         from bayes.compiled import log_densities
 
         estimate = bridge_sampling(lambda points: log_densities(compiled, points), draws, seed=seed,
-                                   repetitions=repetitions, vectorised=True)
+                                   repetitions=repetitions, vectorised=True, at_draws=sampled_logp(tree, draws))
     else:
         logp = model.compile_logp(jacobian=True)
         names = [value.name for value, _ in layout]
@@ -625,6 +630,18 @@ def prior_density(prior: Prior, value: float = 0.0) -> float:
     return float(np.exp(pm.logp(dist, value).eval()))
 
 
+def sampled_logp(tree: xr.DataTree, draws: np.ndarray) -> np.ndarray | None:
+    """nutpie's ``logp`` statistic (chain, draw) of a fit: the log density its
+    compiled callback gave at each draw, i.e. what :func:`bayes.compiled.log_densities`
+    gives at the draws mapped back to the unconstrained space (up to the
+    rounding of that round trip).  None when the tree has no such statistic
+    (PyMC's sampler) or it does not match ``draws`` (chain, draw, dim)."""
+    stats = tree["sample_stats"] if "sample_stats" in tree.children else None
+    if stats is None or "logp" not in stats or stats["logp"].shape != draws.shape[:2]:
+        return None
+    return stats["logp"].transpose("chain", "draw").to_numpy()
+
+
 def densities_at_zero(spec: ModelSpec, raw: xr.DataTree, priors: PriorSet, cache,
                       variables: list[tuple[str, int]]) -> list[tuple[float, float]] | None:
     """:func:`density_at_value` at 0 of each (free variable, flat index) in ``variables``,
@@ -638,10 +655,7 @@ def densities_at_zero(spec: ModelSpec, raw: xr.DataTree, priors: PriorSet, cache
     model = build_model(spec, priors)
     compiled = compiled_with_data(spec, priors, cache)[0]
     draws = unconstrained_draws(model, raw)[1]
-    stats = raw["sample_stats"] if "sample_stats" in raw.children else None
-    at_draws = None      # nutpie's logp at each draw: the same density at the same points
-    if stats is not None and "logp" in stats and stats["logp"].shape == draws.shape[:2]:
-        at_draws = stats["logp"].to_numpy()
+    at_draws = sampled_logp(raw, draws)
     try:
         return [density_at_value(lambda points: log_densities(compiled, points), draws,
                                  column_of(model, name, index), at_draws=at_draws)

@@ -121,7 +121,7 @@ def reweight(base: FitResult, base_priors: PriorSet, study: Study, *, model: str
     its draws to the unconstrained space and evaluates their log density once,
     and reads each variant structure's transforms once.
     """
-    from bayes.compare import unconstrained_draws
+    from bayes.compare import sampled_logp, unconstrained_draws
     from bayes.compiled import log_densities
     from bayes.models.builder import build_model
     from bayes.sampling import DEFAULT_CACHE, compiled_with_data
@@ -142,8 +142,9 @@ def reweight(base: FitResult, base_priors: PriorSet, study: Study, *, model: str
             _, x = unconstrained_draws(base_model, raw)
             compiled0, _ = compiled_with_data(base_spec, base_priors, cache)
             flat = x.reshape(-1, x.shape[-1])
-            memo[i] = (_fixed_transforms(base_model), x.shape[:2], flat, log_densities(compiled0, flat),
-                       compiled0.shapes)
+            lp0 = sampled_logp(raw, x)          # nutpie's, else evaluated
+            lp0 = log_densities(compiled0, flat) if lp0 is None else lp0.reshape(-1)
+            memo[i] = (_fixed_transforms(base_model), x.shape[:2], flat, lp0, compiled0.shapes)
         transforms, shape, flat, lp0, shapes0 = memo[i]
         compiled_v, _ = compiled_with_data(spec, prior_set, cache)
         kind = ("transforms", spec.structure, prior_set.shape_hash)      # the same for every such variant
