@@ -67,20 +67,25 @@ def model_specs(study: Study, model: str, nprior: NPrior) -> list[ModelSpec]:
 def fit(study: Study, *, model: str = DEFAULT_MODEL, n: NPrior | int | None = None,
         priors: PriorSet | str = "default", settings: SamplerSettings | None = None,
         ci_prob: float = config.CI_PROB, seed: int | None = None,
-        cache: ModelCache | None = None, progress=None) -> FitResult:
+        cache: ModelCache | None = None, progress=None, init: list | None = None) -> FitResult:
     """Fit ``model`` to every cell of ``study``; see the module docstring.
 
     ``seed`` replaces ``settings.seed``; ``progress`` is an optional callable
-    taking one line of text, called before each model is sampled.
+    taking one line of text, called before each model is sampled.  ``init``:
+    a warm start, one array of unconstrained points per sampled model
+    (:func:`bayes.sampling.with_initial_points`; a related fit's draws, as
+    :func:`bayes.sensitivity.reweight` gives them), or None per model for
+    nutpie's usual start; a warm-started model tunes for
+    :data:`bayes.config.WARM_TUNE_FRACTION` of ``settings.tune`` steps.
     """
     return start_fit(study, model=model, n=n, priors=priors, settings=settings, ci_prob=ci_prob, seed=seed,
-                     cache=cache, progress=progress).result()
+                     cache=cache, progress=progress, init=init).result()
 
 
 def start_fit(study: Study, *, model: str = DEFAULT_MODEL, n: NPrior | int | None = None,
               priors: PriorSet | str = "default", settings: SamplerSettings | None = None,
               ci_prob: float = config.CI_PROB, seed: int | None = None,
-              cache: ModelCache | None = None, progress=None) -> Pending:
+              cache: ModelCache | None = None, progress=None, init: list | None = None) -> Pending:
     """:func:`fit`, started: every model of the fit is compiled and set sampling
     in the background (:func:`bayes.sampling.start_sample`), the next one
     compiling while the first samples; ``result()`` waits and returns the
@@ -97,20 +102,41 @@ def start_fit(study: Study, *, model: str = DEFAULT_MODEL, n: NPrior | int | Non
     settings = settings.for_family(model)
     nprior = as_nprior(n)
     cache = cache or DEFAULT_CACHE
+    specs = model_specs(study, model, nprior)
+    init = [None] * len(specs) if init is None else list(init)
+    if len(init) != len(specs):
+        raise ValueError(f"init has {len(init)} entries for {len(specs)} sampled model(s)")
+    if settings.sampler != "nutpie":          # PyMC's sampler starts from its own points
+        init = [None] * len(specs)
+    warm = dataclasses.replace(settings, tune=warm_tune(settings.tune))
 
     started = []
-    for spec in model_specs(study, model, nprior):
+    for spec, points in zip(specs, init):
         label = "joint model" if spec.family == "joint" else spec.cells[0].endpoint
         key = "joint" if spec.family == "joint" else spec.cells[0].key
         if progress:
             progress(f"sampling {model} model: {label if spec.family != 'joint' else f'{len(spec.cells)} cells'}")
-        started.append((spec, label, start_sample(spec, prior_set, settings=settings, key=key, cache=cache)))
+        started.append((spec, label, start_sample(spec, prior_set, settings=settings if points is None else warm,
+                                                  key=key, cache=cache, init=points)))
     compilations = cache.compilations       # as of now: other work may compile while these sample
-    return Pending(lambda: _finish_fit(study, model, nprior, prior_set, settings, ci_prob, compilations, started))
+    n_warm = sum(p is not None for p in init)
+    if not n_warm:
+        start = "PyMC's support point, jittered"
+    elif n_warm == len(init):
+        start, settings = "another fit's draws", warm        # the settings as sampled
+    else:
+        start = f"another fit's draws for {n_warm} of {len(init)} models, which tuned for {warm.tune} steps"
+    return Pending(lambda: _finish_fit(study, model, nprior, prior_set, settings, ci_prob, compilations, started,
+                                       start))
+
+
+def warm_tune(tune: int) -> int:
+    """Tuning steps of a chain started at another fit's draws (see config.WARM_TUNE_FRACTION)."""
+    return int(round(tune * config.WARM_TUNE_FRACTION))
 
 
 def _finish_fit(study: Study, model: str, nprior: NPrior, prior_set: PriorSet, settings: SamplerSettings,
-                ci_prob: float, compilations: int, started: list) -> FitResult:
+                ci_prob: float, compilations: int, started: list, start: str) -> FitResult:
     tree = xr.DataTree()
     tables, diags, arms, n_rows, notes, fits = [], [], [], [], {}, []
     for spec, label, pending in started:
@@ -152,6 +178,7 @@ def _finish_fit(study: Study, model: str, nprior: NPrior, prior_set: PriorSet, s
         "priors": {"name": prior_set.name, "source": prior_set.source, "hash": prior_set.hash,
                    "set": prior_set.to_dict()},
         "sampler": settings.to_dict(),
+        "initial_points": start,
         "ci_prob": ci_prob,
         "ci_kind": config.CI_KIND,
         "compilations": compilations,

@@ -301,17 +301,37 @@ class Pending:
         return self._value
 
 
+def with_initial_points(compiled, points: np.ndarray):
+    """``compiled`` with each chain starting at one of ``points`` (rows in the model's
+    unconstrained space, in its flat layout: another fit's draws) instead of
+    PyMC's jittered support point.  nutpie asks for one initial point per chain,
+    with a seed it derives from the sampler's, and gets the row that seed picks,
+    so the start is as reproducible as the rest of the fit."""
+    points = np.ascontiguousarray(points, dtype=float)
+    if points.ndim != 2 or not len(points) or points.shape[1] != compiled.n_dim:
+        raise ValueError(f"initial points need shape (k >= 1, {compiled.n_dim}), not {points.shape}")
+
+    def initial_point(seed) -> np.ndarray:
+        return points[np.random.default_rng(seed).integers(len(points))].copy()
+
+    return replace(compiled, initial_point_func=initial_point)
+
+
 def start_sample(spec: ModelSpec, priors: PriorSet, *, settings: SamplerSettings, key: str,
-                 cache: ModelCache | None = None) -> Pending:
+                 cache: ModelCache | None = None, init: np.ndarray | None = None) -> Pending:
     """Compile one model (or take it from the cache), queue it for sampling in the
     background (:class:`_SamplerQueue`) and return; ``result()`` gives what
     :func:`sample_spec` returns.  The draws do not depend on what else runs
-    meanwhile: each fit has its own seed (:func:`cell_seed`).  PyMC's sampler
-    (``sampler="pymc"``) has no background mode: it samples here."""
+    meanwhile: each fit has its own seed (:func:`cell_seed`).  ``init``: points
+    the chains start from (:func:`with_initial_points`; nutpie only).  PyMC's
+    sampler (``sampler="pymc"``) has no background mode: it samples here, from
+    its own initial points."""
     seed = cell_seed(settings.seed, key)
     off = spec.switched_off()    # prior-only draws: not diagnosed (the raw tree keeps them for compare)
     if settings.sampler == "nutpie":
         compiled, free = compiled_with_data(spec, priors, cache or DEFAULT_CACHE)
+        if init is not None:
+            compiled = with_initial_points(compiled, init)
         kwargs = dict(draws=settings.draws, tune=settings.tune, chains=settings.chains, cores=settings.cores,
                       seed=seed, target_accept=settings.target_accept, adaptation=settings.adaptation,
                       progress_bar=False, save_warmup=False)

@@ -28,9 +28,15 @@ weighted summaries.  This is used only where it is reliable: Pareto k-hat
 at most :data:`PARETO_K_MAX` (0.7) and an importance-sampling effective
 sample size (1 / sum of squared weights, which does not count the draws'
 autocorrelation: the headline fit's own ESS passed the gate) of at least
-the diagnostics gate's (100 per chain); otherwise the variant is refitted,
-as it always was.  The
-``method`` column says which, with k-hat and that ESS.
+the diagnostics gate's (100 per chain); otherwise the variant is refitted.
+A refit starts its chains at the headline fit's draws (the variant's
+density is finite at every one of them, or it would not have been weighed)
+and tunes for :data:`bayes.config.WARM_TUNE_FRACTION` of the usual steps:
+the chains start in or near the variant's typical set, so the most costly
+part of warm-up (long trajectories from a far start, with a step size and
+mass matrix not yet adapted) is mostly skipped; the gate still judges the
+result.  The ``method`` column says which ("reweighted", "warm refit", or
+"refit" when the variant's free variables differ), with k-hat and that ESS.
 
 ``psense_table`` adds ArviZ's power-scaling diagnosis (prior and likelihood
 sensitivity of each synergy parameter) for one fitted joint model.
@@ -76,6 +82,7 @@ class Reweighted:
     pareto_k: float
     is_ess: float
     reason: str = ""
+    init: list | None = None    # refused on k or ESS: the draws, unconstrained, for a refit to start from
 
 
 def _expanded_posterior(compiled, spec, x: np.ndarray, names: list[str], shape: tuple[int, int]) -> xr.Dataset:
@@ -116,10 +123,13 @@ def reweight(base: FitResult, base_priors: PriorSet, study: Study, *, model: str
              memo: dict | None = None) -> Reweighted:
     """The variant (``study``, ``n``, ``priors``) of ``base`` by PSIS of its draws;
     see the module docstring.  Refused (``synergy`` None, with the reason) when
-    the models' free variables or transforms differ, or k-hat or the ESS fail.
-    ``memo``: a dict kept across calls with the same ``base``, which then maps
-    its draws to the unconstrained space and evaluates their log density once,
-    and reads each variant structure's transforms once.
+    the models' free variables or transforms differ, or k-hat or the ESS fail;
+    in the last case the draws are still points of the variant's model, and
+    ``init`` holds them (unconstrained, one array per sampled model) for a
+    refit to start from.  ``memo``: a dict kept across calls with the same
+    ``base``, which then maps its draws to the unconstrained space and
+    evaluates their log density once, and reads each variant structure's
+    transforms once.
     """
     from bayes.compare import sampled_logp, unconstrained_draws
     from bayes.compiled import log_densities
@@ -132,8 +142,8 @@ def reweight(base: FitResult, base_priors: PriorSet, study: Study, *, model: str
     specs = model_specs(study, model, as_nprior(n))
     if base.metadata.get("model") != model or len(specs) != len(base.fits):
         return Reweighted(None, np.nan, np.nan, "a different model")
-    passed = list(base.diagnostics["passed"])          # one row per sampled model, in base.fits order
-    tables, ks, esss = [], [], []
+    need = config.ESS_PER_CHAIN_MIN * base.fits[0][1]["posterior"].sizes["chain"]
+    weighed = []              # per sampled model: (spec, compiled variant, raw, flat, shape, weights, k, ESS)
     for i, ((base_spec, raw), spec) in enumerate(zip(base.fits, specs)):
         if [c.key for c in spec.cells] != [c.key for c in base_spec.cells]:
             return Reweighted(None, np.nan, np.nan, "different cells")
@@ -169,18 +179,21 @@ def reweight(base: FitResult, base_priors: PriorSet, study: Study, *, model: str
             log_w, k = (-log_ratio).azstats.psislw(dim=["chain", "draw"])
         weights = np.exp(log_w - log_w.max())
         weights = weights / weights.sum()
-        k, ess = float(k), float(1.0 / (weights**2).sum())
-        ks.append(k)
-        esss.append(ess)
-        need = config.ESS_PER_CHAIN_MIN * shape[0]
+        weighed.append((spec, compiled_v, raw, flat, shape, weights, float(k), float(1.0 / (weights**2).sum())))
+    k_max, ess_min = max(w[6] for w in weighed), min(w[7] for w in weighed)
+    for *_, k, ess in weighed:
         if not (k <= PARETO_K_MAX and ess >= need):
-            return Reweighted(None, max(ks), min(esss), f"Pareto k {k:.2f}, ESS {ess:.0f}: needs k <= "
-                                                        f"{PARETO_K_MAX} and ESS >= {need}")
+            return Reweighted(None, k_max, ess_min, f"Pareto k {k:.2f}, ESS {ess:.0f}: needs k <= "
+                                                    f"{PARETO_K_MAX} and ESS >= {need}",
+                              init=[w[3] for w in weighed])
+    passed = list(base.diagnostics["passed"])          # one row per sampled model, in base.fits order
+    tables = []
+    for i, (spec, compiled_v, raw, flat, shape, weights, _, _) in enumerate(weighed):
         post = _expanded_posterior(compiled_v, spec, flat, list(raw["posterior"].data_vars), shape)
         variant_raw = xr.DataTree.from_dict({"posterior": post, "sample_stats": raw["sample_stats"].to_dataset()})
         tables.append(synergy_rows(spec, variant_raw, model=model, passed=bool(passed[i]), ci_prob=ci_prob,
                                    weights=weights))
-    return Reweighted(pd.concat(tables, ignore_index=True), max(ks), min(esss))
+    return Reweighted(pd.concat(tables, ignore_index=True), k_max, ess_min)
 
 
 def sweep(variants: list[tuple[str, Study, dict]], *, column: str, progress=None,
@@ -224,10 +237,14 @@ def start_sweep(variants: list[tuple[str, Study, dict]], *, column: str, progres
                     progress(f"{column.replace('_', ' ')}: {label}: reweighted the headline fit's draws "
                              f"(Pareto k {result.pareto_k:.2f}, ESS {result.is_ess:.0f})")
             else:
+                init = result.init if result is not None else None
+                if init is not None:
+                    method["method"] = "warm refit"
                 if progress:
                     why = f" (not reweighted: {result.reason})" if result is not None else ""
-                    progress(f"{column.replace('_', ' ')}: {label}: refitting{why}")
-                synergy = start_fit(study, **kwargs)
+                    start = " from the headline fit's draws" if init is not None else ""
+                    progress(f"{column.replace('_', ' ')}: {label}: refitting{start}{why}")
+                synergy = start_fit(study, init=init, **kwargs)
         rows.append((label, synergy, method))
 
     def finish() -> pd.DataFrame:
@@ -367,9 +384,12 @@ def method_note(frame: pd.DataFrame, column: str) -> str:
     reweighted = [f"{label} (k {row.pareto_k:.2f}, ESS {row.is_ess:.0f})"
                   for label, row in per.iterrows() if row.method == "reweighted"]
     refitted = [str(label) for label, row in per.iterrows() if row.method == "refit"]
+    warm = [str(label) for label, row in per.iterrows() if row.method == "warm refit"]
     parts = []
     if reweighted:
         parts.append("reweighted from the headline fit's draws by PSIS (Pareto k, ESS): " + ", ".join(reweighted))
+    if warm:
+        parts.append("refitted, chains started at the headline fit's draws: " + ", ".join(warm))
     if refitted:
         parts.append("refitted: " + ", ".join(refitted))
     return "; ".join(parts)

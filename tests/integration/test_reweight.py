@@ -6,7 +6,8 @@ that changes nothing must give back the base's own numbers (every weight
 equal, every stored variable recomputed by the variant's expand function
 equal to the sampled one); a variant close to the base (the optimistic
 prior set) must agree with a refit within Monte Carlo error; one far from
-it (every "±" read as SEM) must be refused, not approximated.
+it (every "±" read as SEM) must be refused, not approximated, and hand over
+the draws for its refit to start from.
 """
 
 from __future__ import annotations
@@ -65,3 +66,12 @@ def test_a_far_variant_is_refused_not_approximated(study, base, cache):
     result = reweight(base, load_prior_set("default"), read_as_se(study), model="joint", cache=cache)
     assert result.synergy is None
     assert result.pareto_k > 0.7 and "Pareto k" in result.reason
+    # the draws are handed over for the refit to start from: the base's, unconstrained
+    from bayes.compare import unconstrained_draws
+    from bayes.models.builder import build_model
+
+    (spec, raw), = base.fits
+    _, x = unconstrained_draws(build_model(spec, load_prior_set("default")), raw)
+    assert len(result.init) == 1
+    np.testing.assert_array_equal(result.init[0], x.reshape(-1, x.shape[-1]))
+    assert result.init[0].shape == (2000, x.shape[-1])

@@ -202,3 +202,51 @@ def test_trace_read_from_arrow_equals_nutpies_own_conversion(seed_study, cache, 
             xr.testing.assert_equal(a[name], b[name])
             assert a[name].dtype == b[name].dtype, name
     assert int(ours["sample_stats"]["diverging"].sum()) == int(theirs["sample_stats"]["diverging"].sum())
+
+
+def test_chains_start_at_the_given_points_and_a_warm_fit_says_so(tumour, cache, quick):
+    """with_initial_points: each chain starts at one of the given unconstrained
+    points, the one its seed picks.  After one short trajectory (at most two
+    leapfrog steps) every chain is still next to its point, far from
+    PyMC's jittered support point near 0.  A fit given ``init`` tunes for
+    WARM_TUNE_FRACTION of the steps and records both in its metadata."""
+    import nutpie
+
+    from bayes import config
+    from bayes.analysis import model_specs
+    from bayes.compare import unconstrained_draws
+    from bayes.models.builder import build_model
+    from bayes.nprior import NPrior
+    from bayes.priors import load_prior_set
+    from bayes.sampling import compiled_with_data, with_initial_points
+
+    spec = model_specs(tumour, "factorial", NPrior())[0]
+    priors = load_prior_set()
+    compiled, _ = compiled_with_data(spec, priors, cache)
+    points = np.stack([np.full(compiled.n_dim, 3.0), np.full(compiled.n_dim, -3.0)])
+    kwargs = dict(draws=5, tune=10, chains=4, cores=2, seed=5, progress_bar=False, store_unconstrained=True,
+                  maxdepth=1, save_warmup=True)
+
+    def first_draws(c):
+        return nutpie.sample(c, **kwargs)["warmup_sample_stats"]["unconstrained_draw"].to_numpy()[:, 0]
+
+
+    def nearest(draws):     # each chain's distance (max over coordinates) to the nearer point
+        return np.abs(draws[:, None, :] - points[None]).max(axis=2).min(axis=1)
+
+    warm = first_draws(with_initial_points(compiled, points))
+    assert (nearest(warm) < 0.5).all()
+    assert (nearest(first_draws(compiled)) > 1.5).all()         # the usual start: elsewhere
+    np.testing.assert_array_equal(warm, first_draws(with_initial_points(compiled, points)))   # seeded
+    with pytest.raises(ValueError, match="initial points need shape"):
+        with_initial_points(compiled, points[:, :-1])
+
+    cold = bayes.fit(tumour, model="factorial", settings=quick, cache=cache)
+    _, x = unconstrained_draws(build_model(spec, priors), cold.fits[0][1])
+    refit = bayes.fit(tumour, model="factorial", settings=quick, cache=cache, init=[x.reshape(-1, x.shape[-1])])
+    assert refit.metadata["sampler"]["tune"] == round(quick.tune * config.WARM_TUNE_FRACTION)
+    assert refit.metadata["initial_points"] == "another fit's draws"
+    assert cold.metadata["initial_points"] == "PyMC's support point, jittered"
+    assert refit.diagnostics["passed"].all()
+    a, b = (r.synergy.set_index("reference").loc["bliss"] for r in (cold, refit))
+    assert abs(a["mean"] - b["mean"]) < 0.1 * a["sd"] and abs(a["sd"] - b["sd"]) < 0.1 * a["sd"]

@@ -98,39 +98,48 @@ def test_the_headline_fit_is_reused_not_refitted(seed, monkeypatch):
 
 def test_reweighting_serves_the_variants_it_can_and_refits_the_rest(seed, monkeypatch):
     """With a headline fit as ``base``, each variant is first offered to
-    ``reweight``; one it refuses is refitted, and ``method`` records which."""
+    ``reweight``; one it refuses is refitted, and ``method`` records which.  A
+    refusal on k or ESS hands over the draws, and the refit starts from them
+    ("warm refit"); one for other reasons (different free variables) starts
+    the usual way."""
     import bayes.sensitivity as sens
 
-    refits, offered = [], []
+    refits, offered = {}, []
 
     class Fake:
-        def __init__(self, n):
-            refits.append(n.value)
+        def __init__(self, n, init):
+            refits[n.value] = init
             self.synergy = _frame(["x"], [0.6]).drop(columns="n_treatment")
 
     def fake_reweight(base, priors, study, *, n=None, **kw):
         offered.append(n.value)
         if n.value == 5:
             return Reweighted(_frame(["x"], [0.8]).drop(columns="n_treatment"), 0.21, 3000.0)
-        return Reweighted(None, 1.3, 12.0, "Pareto k 1.30, ESS 12: needs k <= 0.7 and ESS >= 400")
+        if n.value == 10:
+            return Reweighted(None, 1.3, 12.0, "Pareto k 1.30, ESS 12: needs k <= 0.7 and ESS >= 400",
+                              init=["draws"])
+        return Reweighted(None, np.nan, np.nan, "different free variables or transforms")
 
-    monkeypatch.setattr(sens, "start_fit", lambda study, **kw: Pending(lambda: Fake(kw["n"])))
+    monkeypatch.setattr(sens, "start_fit", lambda study, **kw: Pending(lambda: Fake(kw["n"], kw["init"])))
     monkeypatch.setattr(sens, "reweight", fake_reweight)
     lines = []
     main = _frame(["x"], [0.42]).drop(columns="n_treatment")
-    table = sens.n_sensitivity(seed, model="joint", values=(5, 10), low=3, high=20, main=main,
+    table = sens.n_sensitivity(seed, model="joint", values=(5, 10, 15), low=3, high=20, main=main,
                                base=("fit", "priors"), progress=lines.append)
     by = table.set_index("n_treatment")
-    assert offered == [5, 10] and len(refits) == 1                       # 10 refitted; marginal reused
+    assert offered == [5, 10, 15] and refits == {10: ["draws"], 15: None}      # marginal reused
     assert by.loc["5", "method"] == "reweighted" and by.loc["5", "p_synergy"] == 0.8
     assert by.loc["5", "pareto_k"] == 0.21 and by.loc["5", "is_ess"] == 3000.0
-    assert by.loc["10", "method"] == "refit" and by.loc["10", "p_synergy"] == 0.6
+    assert by.loc["10", "method"] == "warm refit" and by.loc["10", "p_synergy"] == 0.6
     assert by.loc["10", "pareto_k"] == 1.3                               # why it was refitted
+    assert by.loc["15", "method"] == "refit"
     assert by.loc["marginal", "method"] == "headline fit"
-    assert any("10: refitting (not reweighted: Pareto k 1.30" in line for line in lines)
+    assert any("10: refitting from the headline fit's draws (not reweighted: Pareto k 1.30" in line
+               for line in lines)
+    assert any("15: refitting (not reweighted: different free variables" in line for line in lines)
     note = method_note(table, "n_treatment")
     assert note == ("reweighted from the headline fit's draws by PSIS (Pareto k, ESS): 5 (k 0.21, ESS 3000); "
-                    "refitted: 10")
+                    "refitted, chains started at the headline fit's draws: 10; refitted: 15")
     assert note in "\n".join(format_sensitivity(table))
 
 
