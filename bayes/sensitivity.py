@@ -143,7 +143,7 @@ def reweight(base: FitResult, base_priors: PriorSet, study: Study, *, model: str
     if base.metadata.get("model") != model or len(specs) != len(base.fits):
         return Reweighted(None, np.nan, np.nan, "a different model")
     need = config.ESS_PER_CHAIN_MIN * base.fits[0][1]["posterior"].sizes["chain"]
-    weighed = []              # per sampled model: (spec, compiled variant, raw, flat, shape, weights, k, ESS)
+    weighed, ks, esss = [], [], []     # per sampled model: what its summary needs; k-hat; ESS
     for i, ((base_spec, raw), spec) in enumerate(zip(base.fits, specs)):
         if [c.key for c in spec.cells] != [c.key for c in base_spec.cells]:
             return Reweighted(None, np.nan, np.nan, "different cells")
@@ -179,21 +179,22 @@ def reweight(base: FitResult, base_priors: PriorSet, study: Study, *, model: str
             log_w, k = (-log_ratio).azstats.psislw(dim=["chain", "draw"])
         weights = np.exp(log_w - log_w.max())
         weights = weights / weights.sum()
-        weighed.append((spec, compiled_v, raw, flat, shape, weights, float(k), float(1.0 / (weights**2).sum())))
-    k_max, ess_min = max(w[6] for w in weighed), min(w[7] for w in weighed)
-    for *_, k, ess in weighed:
+        weighed.append((spec, compiled_v, raw, flat, shape, weights))
+        ks.append(float(k))
+        esss.append(float(1.0 / (weights**2).sum()))
+    for k, ess in zip(ks, esss):
         if not (k <= PARETO_K_MAX and ess >= need):
-            return Reweighted(None, k_max, ess_min, f"Pareto k {k:.2f}, ESS {ess:.0f}: needs k <= "
-                                                    f"{PARETO_K_MAX} and ESS >= {need}",
-                              init=[w[3] for w in weighed])
+            return Reweighted(None, max(ks), min(esss), f"Pareto k {k:.2f}, ESS {ess:.0f}: needs k <= "
+                                                        f"{PARETO_K_MAX} and ESS >= {need}",
+                              init=[flat for _, _, _, flat, _, _ in weighed])
     passed = list(base.diagnostics["passed"])          # one row per sampled model, in base.fits order
     tables = []
-    for i, (spec, compiled_v, raw, flat, shape, weights, _, _) in enumerate(weighed):
+    for i, (spec, compiled_v, raw, flat, shape, weights) in enumerate(weighed):
         post = _expanded_posterior(compiled_v, spec, flat, list(raw["posterior"].data_vars), shape)
         variant_raw = xr.DataTree.from_dict({"posterior": post, "sample_stats": raw["sample_stats"].to_dataset()})
         tables.append(synergy_rows(spec, variant_raw, model=model, passed=bool(passed[i]), ci_prob=ci_prob,
                                    weights=weights))
-    return Reweighted(pd.concat(tables, ignore_index=True), k_max, ess_min)
+    return Reweighted(pd.concat(tables, ignore_index=True), max(ks), min(esss))
 
 
 def sweep(variants: list[tuple[str, Study, dict]], *, column: str, progress=None,
