@@ -179,6 +179,7 @@ def _finish_fit(study: Study, model: str, nprior: NPrior, prior_set: PriorSet, s
                    "set": prior_set.to_dict()},
         "sampler": settings.to_dict(),
         "initial_points": start,
+        "retried": {label: d.retry_note for _, label, d in diags if d.retry_note},
         "ci_prob": ci_prob,
         "ci_kind": config.CI_KIND,
         "compilations": compilations,

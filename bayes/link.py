@@ -253,7 +253,8 @@ class LinkResult:
         verdict = ("Diagnostics: passed" if d["passed"] else f"DIAGNOSTICS FAILED: {d['problems']}")
         lines += ["", self.sentence, "",
                   f"{verdict} (worst R-hat {d['rhat_max']:.3f}, lowest ESS "
-                  f"{min(d['ess_bulk_min'], d['ess_tail_min']):.0f}, {d['divergences']} divergences)"]
+                  f"{min(d['ess_bulk_min'], d['ess_tail_min']):.0f}, {d['divergences']} divergences"
+                  + (f"; {d['retry']}" if isinstance(d.get("retry"), str) and d["retry"] else "") + ")"]
         return "\n".join(lines)
 
     def save(self, out_dir: str | os.PathLike, overwrite: bool = False) -> list[Path]:
@@ -315,6 +316,7 @@ def _finish_link(study, spec, nprior, prior_set: PriorSet, settings, ci_prob: fl
                 "data_source": study.source, "data_hash": study.data_hash, "model": "link",
                 "n_prior": nprior.to_dict(), "n_treatment": {f"{g.study}/{g.cohort}": g.note for g in spec.groups},
                 "priors": prior_set.name, "prior_hash": prior_set.hash, "sampler": settings.to_dict(),
+                "retried": {"link model": verdict.retry_note} if verdict.retry_note else {},
                 "ci_prob": ci_prob, "ci_kind": config.CI_KIND}
     return LinkResult(table=table, sentence=link_sentence(table), tree=raw,
                       diagnostics=diagnostics_frame([(spec.cells[0].study, "link model", verdict)]),

@@ -513,7 +513,9 @@ def sections(data: ReportData) -> tuple[list[Section], list[str]]:
         diag = pd.concat(diags, ignore_index=True)
     out.append(Section("Diagnostics", "diagnostics").add(
         f"Gate: R-hat ≤ {config.RHAT_MAX}, bulk and tail ESS ≥ {config.ESS_PER_CHAIN_MIN} per chain, "
-        "no divergent transitions. A failing fit is flagged in every table, never dropped.",
+        "no divergent transitions. A fit with divergent transitions is sampled once more at target_accept "
+        f"{config.RETRY_TARGET_ACCEPT:g} (smaller steps) and that fit is judged instead (column 'retry'). "
+        "A failing fit is flagged in every table, never dropped.",
         Table(diag, "Sampling diagnostics per fit", "diagnostics")))
 
     sampler = data.settings.get("sampler", meta.get("sampler", {}))

@@ -57,6 +57,9 @@ class SamplerSettings:
     seed: int = config.DEFAULT_SEED
     target_accept: float | None = None   # None: the model family's default (config.TARGET_ACCEPT)
     adaptation: str | None = None       # nutpie mass matrix "diag" | "low_rank"; None: family default
+    # a fit with divergent transitions is sampled again, once, at config.RETRY_TARGET_ACCEPT
+    # when its own target is lower (see _sample_with_retry); False: keep the first fit
+    retry_divergent: bool = True
 
     def __post_init__(self):
         if self.sampler not in SAMPLERS:
@@ -317,6 +320,33 @@ def with_initial_points(compiled, points: np.ndarray):
     return replace(compiled, initial_point_func=initial_point)
 
 
+def divergences(tree: xr.DataTree) -> int:
+    return int(tree["sample_stats"].to_dataset()["diverging"].sum())
+
+
+def _sample_with_retry(run, target_accept: float, retry: bool) -> xr.DataTree:
+    """``run(target_accept)``, and once more at :data:`config.RETRY_TARGET_ACCEPT` if
+    that fit had divergent transitions (``retry`` and a lower ``target_accept``).
+
+    A divergence fails the diagnostics gate, and a smaller step size (a higher
+    target) is the standard remedy (Betancourt 2017); doing it here means a
+    family can sample at the cheaper target its typical tables need and pay for
+    the higher one only on the tables that need it.  The posterior is the same
+    either way; only the second fit is kept, judged by the gate on its own.  The
+    tree's attrs say what happened: ``target_accept`` (the kept fit's) and
+    ``first_divergences`` and ``first_target_accept`` (the discarded fit's; 0 and
+    no target without a retry)."""
+    tree = run(target_accept)
+    first = divergences(tree) if retry and target_accept < config.RETRY_TARGET_ACCEPT else 0
+    if first:
+        tree = run(config.RETRY_TARGET_ACCEPT)
+        tree.attrs.update(target_accept=float(config.RETRY_TARGET_ACCEPT), first_divergences=first,
+                          first_target_accept=float(target_accept))
+    else:
+        tree.attrs.update(target_accept=float(target_accept), first_divergences=0)
+    return tree
+
+
 def start_sample(spec: ModelSpec, priors: PriorSet, *, settings: SamplerSettings, key: str,
                  cache: ModelCache | None = None, init: np.ndarray | None = None) -> Pending:
     """Compile one model (or take it from the cache), queue it for sampling in the
@@ -333,26 +363,34 @@ def start_sample(spec: ModelSpec, priors: PriorSet, *, settings: SamplerSettings
         if init is not None:
             compiled = with_initial_points(compiled, init)
         kwargs = dict(draws=settings.draws, tune=settings.tune, chains=settings.chains, cores=settings.cores,
-                      seed=seed, target_accept=settings.target_accept, adaptation=settings.adaptation,
-                      progress_bar=False, save_warmup=False)
-        future = _QUEUE.submit(lambda: _run_nutpie(compiled, **kwargs))
+                      seed=seed, adaptation=settings.adaptation, progress_bar=False, save_warmup=False)
+        future = _QUEUE.submit(lambda: _sample_with_retry(
+            lambda target: _run_nutpie(compiled, target_accept=target, **kwargs),
+            settings.target_accept, settings.retry_divergent))
 
         def finish():
             # tree_from_arrow keeps no object-valued statistics: nothing to drop
-            return relabel(future.result(), spec), [name for name in free if name not in off]
+            raw = future.result()
+            tree = relabel(raw, spec)
+            tree.attrs.update(raw.attrs)
+            return tree, [name for name in free if name not in off]
 
         return Pending(finish)
     import pymc as pm
 
     model = build_model(spec, priors)
     free = [rv.name for rv in model.free_RVs]
-    with model:
-        tree = pm.sample(draws=settings.draws, tune=settings.tune, chains=settings.chains,
-                         cores=settings.cores, random_seed=seed, nuts_sampler="pymc",
-                         target_accept=settings.target_accept, progressbar=False,
-                         compute_convergence_checks=False)
-    tree = xr.DataTree.from_dict({g: tree[g].to_dataset() for g in ("posterior", "sample_stats")})
-    done = (_drop_object_stats(tree), [name for name in free if name not in off])
+
+    def run(target: float) -> xr.DataTree:
+        with model:
+            tree = pm.sample(draws=settings.draws, tune=settings.tune, chains=settings.chains,
+                             cores=settings.cores, random_seed=seed, nuts_sampler="pymc",
+                             target_accept=target, progressbar=False, compute_convergence_checks=False)
+        return _drop_object_stats(xr.DataTree.from_dict({g: tree[g].to_dataset()
+                                                         for g in ("posterior", "sample_stats")}))
+
+    done = (_sample_with_retry(run, settings.target_accept, settings.retry_divergent),
+            [name for name in free if name not in off])
     return Pending(lambda: done)
 
 
@@ -408,6 +446,9 @@ class Diagnostics:
     divergences: int
     draws: int
     chains: int
+    target_accept: float = float("nan")   # of the fit judged here
+    first_divergences: int = 0            # of a first fit at a lower target, sampled again (0: none)
+    first_target_accept: float = float("nan")
 
     @property
     def problems(self) -> list[str]:
@@ -427,6 +468,13 @@ class Diagnostics:
     def passed(self) -> bool:
         return not self.problems
 
+    @property
+    def retry_note(self) -> str:
+        if not self.first_divergences:
+            return ""
+        return (f"sampled again at target_accept {self.target_accept:g} after {self.first_divergences} "
+                f"divergent transition(s) at {self.first_target_accept:g}")
+
 
 def diagnose(tree: xr.DataTree, var_names: list[str]) -> Diagnostics:
     """R-hat, bulk/tail ESS over ``var_names`` (the free parameters), and divergences.
@@ -441,15 +489,17 @@ def diagnose(tree: xr.DataTree, var_names: list[str]) -> Diagnostics:
     def extreme(ds: xr.Dataset, pick) -> float:
         return float(pick([pick(ds[v].to_numpy().astype(float)) for v in ds.data_vars]))
 
-    diverging = tree["sample_stats"].to_dataset()["diverging"]
     return Diagnostics(
         rhat_max=extreme(free.azstats.rhat(), np.nanmax),
         ess_bulk_min=extreme(free.azstats.ess(method="bulk"), np.nanmin),
         ess_tail_min=extreme(free.azstats.ess(method="tail"), np.nanmin),
-        divergences=int(diverging.sum()),
-        draws=int(post.sizes["draw"]), chains=int(post.sizes["chain"]))
+        divergences=divergences(tree),
+        draws=int(post.sizes["draw"]), chains=int(post.sizes["chain"]),
+        target_accept=float(tree.attrs.get("target_accept", float("nan"))),
+        first_divergences=int(tree.attrs.get("first_divergences", 0)),
+        first_target_accept=float(tree.attrs.get("first_target_accept", float("nan"))))
 
 
 def diagnostics_frame(rows: list[tuple[str, str, Diagnostics]]) -> pd.DataFrame:
     return pd.DataFrame([{"study": s, "endpoint": e, **asdict(d), "passed": d.passed,
-                          "problems": "; ".join(d.problems)} for s, e, d in rows])
+                          "problems": "; ".join(d.problems), "retry": d.retry_note} for s, e, d in rows])

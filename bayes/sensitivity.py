@@ -70,7 +70,7 @@ def key_results(synergy: pd.DataFrame) -> pd.DataFrame:
 
 
 PARETO_K_MAX = 0.7
-METHOD_COLUMNS = ["method", "pareto_k", "is_ess"]
+METHOD_COLUMNS = ["method", "pareto_k", "is_ess", "retried"]
 REWEIGHT_KWARGS = ("model", "n", "priors", "ci_prob", "cache")
 
 
@@ -223,7 +223,7 @@ def start_sweep(variants: list[tuple[str, Study, dict]], *, column: str, progres
     rows, memo = [], {}
     for label, study, extra in variants:
         kwargs = {**fit_kwargs, **extra}
-        method = {"method": "refit", "pareto_k": np.nan, "is_ess": np.nan}
+        method = {"method": "refit", "pareto_k": np.nan, "is_ess": np.nan, "retried": ""}
         if label in reuse:
             synergy, method["method"] = reuse[label], "headline fit"
         else:
@@ -251,7 +251,11 @@ def start_sweep(variants: list[tuple[str, Study, dict]], *, column: str, progres
     def finish() -> pd.DataFrame:
         frames = []
         for label, synergy, method in rows:
-            table = synergy.result().synergy if isinstance(synergy, Pending) else synergy
+            table = synergy
+            if isinstance(synergy, Pending):
+                fitted = synergy.result()
+                table = fitted.synergy
+                method = {**method, "retried": "; ".join(fitted.metadata.get("retried", {}).values())}
             frames.append(key_results(table).assign(**{column: label}, **method))
         frame = pd.concat(frames, ignore_index=True)
         return frame[[column] + KEY_COLUMNS + METHOD_COLUMNS]
@@ -393,6 +397,9 @@ def method_note(frame: pd.DataFrame, column: str) -> str:
         parts.append("refitted, chains started at the headline fit's draws: " + ", ".join(warm))
     if refitted:
         parts.append("refitted: " + ", ".join(refitted))
+    if "retried" in per.columns:
+        parts += [f"{label}: {row.retried}" for label, row in per.iterrows()
+                  if isinstance(row.retried, str) and row.retried]
     return "; ".join(parts)
 
 

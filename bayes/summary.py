@@ -102,9 +102,11 @@ def _diagnostics_line(result: FitResult) -> str:
     chains = int(d["chains"].iloc[0])
     rule = (f"R-hat <= {config.RHAT_MAX}, bulk and tail ESS >= {config.ESS_PER_CHAIN_MIN * chains}, "
             "no divergences")
+    retried = "".join(f"\n  {r['study']} / {r['endpoint']}: {r['retry']}" for _, r in d.iterrows()
+                      if isinstance(r.get("retry"), str) and r["retry"])
     if result.passed:
         return (f"Diagnostics: all {len(d)} fits passed ({rule}; worst R-hat {d['rhat_max'].max():.3f}, "
-                f"lowest ESS {min(d['ess_bulk_min'].min(), d['ess_tail_min'].min()):.0f}).")
+                f"lowest ESS {min(d['ess_bulk_min'].min(), d['ess_tail_min'].min()):.0f}).") + retried
     bad = d[~d["passed"]]
     return "DIAGNOSTICS FAILED (" + rule + "):\n" + "\n".join(
-        f"  {r['study']} / {r['endpoint']}: {r['problems']}" for _, r in bad.iterrows())
+        f"  {r['study']} / {r['endpoint']}: {r['problems']}" for _, r in bad.iterrows()) + retried

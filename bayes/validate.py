@@ -559,7 +559,8 @@ def sbc_one(family: str, kind: str | None = None, index: int = 0, seed: int = co
     return {
         "family": family, "kind": kind, "tag": tag, "index": int(index), "seed": int(seed), "seeds": seeds,
         "priors": prior_set.name, "draws": int(draws), "tune": int(tune), "chains": int(chains),
-        "target_accept": settings.target_accept, "adaptation": settings.adaptation,
+        "target_accept": diag.target_accept, "first_divergences": diag.first_divergences,
+        "adaptation": settings.adaptation,
         "thin_to": int(thin_to), "stride": thin_stride(chains, draws, thin_to), "n_true": n_true,
         "report_n": bool(report_n),
         "parameters": params,
@@ -715,6 +716,8 @@ def summarise(results: list[dict], out_dir: str | os.PathLike, *, tag: str, sett
     diagnostics = {"fits": len(diag), "passed": int(diag["passed"].sum()),
                    "with_divergences": int((diag["divergences"] > 0).sum()),
                    "divergences_total": int(diag["divergences"].sum()),
+                   # first fits with divergences, sampled again at RETRY_TARGET_ACCEPT (bayes.sampling)
+                   "retried": int(sum(r.get("first_divergences", 0) > 0 for r in results)),
                    "rhat_max": float(diag["rhat_max"].max()),
                    "ess_bulk_min": float(diag["ess_bulk_min"].min()),
                    "fit_seconds_total": float(sum(r["seconds"] for r in results)),
@@ -843,7 +846,9 @@ def format_summary(summary: dict) -> str:
              + ("" if wall is None else f"; wall time {wall:.0f} s")
              + (f" ({resumed} simulations read back from an earlier run)" if resumed else ""),
              f"Fits: {d['fits']}, diagnostics passed {d['passed']}, with divergences {d['with_divergences']} "
-             f"(total {d['divergences_total']}), worst R-hat {d['rhat_max']:.3f}, lowest bulk ESS "
+             f"(total {d['divergences_total']})"
+             + (f" after {d['retried']} sampled again at a higher target_accept" if d.get("retried") else "")
+             + f", worst R-hat {d['rhat_max']:.3f}, lowest bulk ESS "
              f"{d['ess_bulk_min']:.0f}, median {d['fit_seconds_median']:.1f} s per simulation",
              "", "Rank uniformity (pot_c p-value; band: rank ECDF inside the 95% simultaneous band) and coverage "
              "of central intervals (observed; * outside the binomial 95% range for this many simulations)",

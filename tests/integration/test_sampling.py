@@ -250,3 +250,24 @@ def test_chains_start_at_the_given_points_and_a_warm_fit_says_so(tumour, cache, 
     assert refit.diagnostics["passed"].all()
     a, b = (r.synergy.set_index("reference").loc["bliss"] for r in (cold, refit))
     assert abs(a["mean"] - b["mean"]) < 0.1 * a["sd"] and abs(a["sd"] - b["sd"]) < 0.1 * a["sd"]
+
+
+def test_a_fit_with_divergences_is_sampled_again_at_the_retry_target(tumour, cache):
+    """The additive model misfits the seed's tumour cell; at target_accept 0.5 after
+    50 tuning steps it diverges.  With retries on (the default) that fit is
+    replaced by one at RETRY_TARGET_ACCEPT, which passes, and the result says so;
+    off, the divergent fit is kept and fails the gate.  The first attempt is the
+    same fit in both (same seed), so its divergences are the ones recorded."""
+    from bayes import config
+    from bayes.sampling import SamplerSettings
+
+    settings = SamplerSettings(draws=200, tune=50, chains=2, cores=2, seed=1, target_accept=0.5)
+    kept = bayes.fit(tumour, model="additive", settings=dataclasses.replace(settings, retry_divergent=False),
+                     cache=cache).diagnostics.iloc[0]
+    assert kept["divergences"] >= 10 and not kept["passed"] and kept["retry"] == ""
+    retried = bayes.fit(tumour, model="additive", settings=settings, cache=cache)
+    d = retried.diagnostics.iloc[0]
+    assert d["divergences"] == 0 and d["target_accept"] == config.RETRY_TARGET_ACCEPT
+    assert d["first_divergences"] == kept["divergences"] and d["first_target_accept"] == 0.5
+    assert retried.metadata["retried"] == {"tumor_volume": d["retry"]}
+    assert retried.metadata["sampler"]["target_accept"] == 0.5 and retried.metadata["sampler"]["retry_divergent"]

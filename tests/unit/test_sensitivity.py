@@ -77,6 +77,7 @@ def test_the_headline_fit_is_reused_not_refitted(seed, monkeypatch):
         def __init__(self, n):
             calls.append(n)
             self.synergy = _frame(["x"], [0.9]).drop(columns="n_treatment")
+            self.metadata = {"retried": {}}
 
     events = []
 
@@ -110,6 +111,8 @@ def test_reweighting_serves_the_variants_it_can_and_refits_the_rest(seed, monkey
         def __init__(self, n, init):
             refits[n.value] = init
             self.synergy = _frame(["x"], [0.6]).drop(columns="n_treatment")
+            self.metadata = {"retried": {"joint model": "sampled again at target_accept 0.99 after 2 divergent "
+                                                        "transition(s) at 0.95"} if n.value == 15 else {}}
 
     def fake_reweight(base, priors, study, *, n=None, **kw):
         offered.append(n.value)
@@ -133,13 +136,15 @@ def test_reweighting_serves_the_variants_it_can_and_refits_the_rest(seed, monkey
     assert by.loc["10", "method"] == "warm refit" and by.loc["10", "p_synergy"] == 0.6
     assert by.loc["10", "pareto_k"] == 1.3                               # why it was refitted
     assert by.loc["15", "method"] == "refit"
+    assert by.loc["15", "retried"].startswith("sampled again") and by.loc["10", "retried"] == ""
     assert by.loc["marginal", "method"] == "headline fit"
     assert any("10: refitting from the headline fit's draws (not reweighted: Pareto k 1.30" in line
                for line in lines)
     assert any("15: refitting (not reweighted: different free variables" in line for line in lines)
     note = method_note(table, "n_treatment")
     assert note == ("reweighted from the headline fit's draws by PSIS (Pareto k, ESS): 5 (k 0.21, ESS 3000); "
-                    "refitted, chains started at the headline fit's draws: 10; refitted: 15")
+                    "refitted, chains started at the headline fit's draws: 10; refitted: 15; "
+                    "15: sampled again at target_accept 0.99 after 2 divergent transition(s) at 0.95")
     assert note in "\n".join(format_sensitivity(table))
 
 
