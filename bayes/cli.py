@@ -292,10 +292,10 @@ def cmd_report(args) -> int:
     data = report.compute(study, priors=args.priors, settings=settings, n=_nprior(args),
                           prior_sets=tuple(prior_sets), n_values=args.n_values, evidence=args.evidence,
                           smc_draws=args.smc_draws, smc_chains=args.smc_chains,
-                          ci_prob=args.ci_prob,
-                          progress=say)
+                          ci_prob=args.ci_prob, progress=say,
+                          ready=lambda fitted: report.prepare(fitted, out, overwrite=args.force))
     command = "bayes " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("bayes") else ""
-    report.write(data, out, overwrite=args.force, command=command)
+    report.write(data, out, overwrite=args.force, command=command, fits_saved=True)
     print(report.format_text(data))
     print(f"\nWrote {out / 'report.html'} (open it in a browser; it works offline) and {out / 'report.md'}")
     return EXIT_OK if data.fit.passed else EXIT_DIAGNOSTICS

@@ -49,6 +49,9 @@ class ReportData:
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)   # sensitivity, prior checks, ...
     timings: dict[str, float] = field(default_factory=dict)
     settings: dict = field(default_factory=dict)
+    # rendered figures by name (PNG bytes), filled by sections(); shared with the
+    # fitted-models-only ReportData that compute() hands to ``ready`` (see prepare())
+    figures: dict[str, bytes] = field(default_factory=dict, repr=False, compare=False)
 
     def table(self, name: str) -> pd.DataFrame:
         return self.tables.get(name, pd.DataFrame())
@@ -80,8 +83,15 @@ class _Clock:
 
 def compute(study: Study, *, priors: str = "default", settings=None, n=None, seed: int | None = None,
             prior_sets=PRIOR_SETS, n_values=None, evidence: str = "bridge", smc_draws: int | None = None,
-            smc_chains: int | None = None, ci_prob: float = config.CI_PROB, progress=None) -> ReportData:
+            smc_chains: int | None = None, ci_prob: float = config.CI_PROB, progress=None,
+            ready=None) -> ReportData:
     """Run every analysis of the report on ``study``; ``progress`` gets one line per step.
+
+    ``ready``: called with the fitted models (a :class:`ReportData` without the
+    sensitivity tables, sharing the returned one's figure cache) once the
+    comparison is done, while the sensitivity refits still sample; the CLI
+    saves them and draws the figures then (:func:`prepare`), so that this work
+    overlaps sampling instead of following it.
 
     ``evidence``: how the model comparison estimates marginal likelihoods,
     ``"bridge"`` (bridge sampling on the fits' draws) or ``"smc"`` (a
@@ -155,10 +165,18 @@ def compute(study: Study, *, priors: str = "default", settings=None, n=None, see
     names = [v for v in ("synergy_mean", "synergy_sd", "synergy") if v in logged["posterior"].data_vars]
     psense = sens.psense_table(logged, names) if names else pd.DataFrame()
 
-    clock.step("sensitivity_refits", "waiting for the sensitivity refits still sampling")
-    tables: dict[str, pd.DataFrame] = {"prior_sensitivity": sweeps["prior_sensitivity"].result(),
-                                       "prior_predictive": implied, "prior_synergy": synergy_prior,
+    tables: dict[str, pd.DataFrame] = {"prior_predictive": implied, "prior_synergy": synergy_prior,
                                        "psense": psense}
+    run_settings = {"sampler": settings.to_dict(), **evidence_settings, "prior_sets": list(prior_sets),
+                    "priors": prior_set.name, "priors_source": str(priors), "n_values": list(values)}
+    rendered: dict[str, bytes] = {}
+    if ready is not None:
+        clock.step("save_fits", "saving the fitted models and drawing the figures while the sensitivity "
+                   "refits sample")
+        ready(ReportData(study=study, fit=main, factorial=factorial, link=link, link_note=link_note,
+                         comparison=comparison, tables=dict(tables), settings=run_settings, figures=rendered))
+    clock.step("sensitivity_refits", "waiting for the sensitivity refits still sampling")
+    tables["prior_sensitivity"] = sweeps["prior_sensitivity"].result()
     for name in ("n_sensitivity", "se_what_if"):
         if name in sweeps:
             tables[name] = sweeps[name].result()
@@ -166,11 +184,8 @@ def compute(study: Study, *, priors: str = "default", settings=None, n=None, see
                                       ignore_index=True)
     clock.stop()
     return ReportData(study=study, fit=main, factorial=factorial, link=link, link_note=link_note,
-                      comparison=comparison, tables=tables, timings=clock.timings,
-                      settings={"sampler": settings.to_dict(), **evidence_settings,
-                                "prior_sets": list(prior_sets), "priors": prior_set.name,
-                                "priors_source": str(priors),
-                                "n_values": list(values)})
+                      comparison=comparison, tables=tables, timings=clock.timings, settings=run_settings,
+                      figures=rendered)
 
 
 # ---------------------------------------------------------------- words from numbers
@@ -335,16 +350,19 @@ def _print_steps(study) -> list[str]:
     return out
 
 
-def _figure(make, name: str, caption: str, problems: list[str]) -> Figure | None:
-    """Render one figure; a failure is reported in the document instead of aborting it."""
+def _figure(make, name: str, caption: str, problems: list[str], cache: dict[str, bytes]) -> Figure | None:
+    """Render one figure (or take it from ``cache``, where it goes); a failure is reported
+    in the document instead of aborting it."""
     from bayes import figures
 
-    try:
-        fig = make()
-    except Exception as err:  # noqa: BLE001 - one broken figure must not lose the whole report
-        problems.append(f"figure '{name}' could not be drawn: {type(err).__name__}: {err}")
-        return None
-    return Figure(figures.to_png(fig), caption, name)
+    if name not in cache:
+        try:
+            fig = make()
+        except Exception as err:  # noqa: BLE001 - one broken figure must not lose the whole report
+            problems.append(f"figure '{name}' could not be drawn: {type(err).__name__}: {err}")
+            return None
+        cache[name] = figures.to_png(fig)
+    return Figure(cache[name], caption, name)
 
 
 def _prior_sets_table(names) -> pd.DataFrame:
@@ -401,7 +419,8 @@ def sections(data: ReportData) -> tuple[list[Section], list[str]]:
         data_sec.add(Table(fit.n_posterior, "Prior and posterior probability of each n per arm "
                                             "(marginalised n; reported n has probability 1)", "n_posterior"),
                      _figure(lambda: figures.n_posterior(fit), "n_posterior",
-                             "Prior vs posterior probability of n per arm, per cohort.", problems))
+                             "Prior vs posterior probability of n per arm, per cohort.", problems,
+                             data.figures))
     out.append(data_sec)
 
     syn = fit.synergy
@@ -413,7 +432,7 @@ def sections(data: ReportData) -> tuple[list[Section], list[str]]:
         _figure(lambda: figures.forest(both, by="model"), "forest",
                 f"Synergy scores per endpoint × reference model (Bliss, HSA, response additivity), joint "
                 f"model and each endpoint fitted alone (factorial); mean and {ci} CI; positive = synergy.",
-                problems),
+                problems, data.figures),
         Table(_scores(syn), "Synergy scores, joint model (headline)", "synergy_joint"),
         Table(_scores(data.factorial.synergy), "Synergy scores, each endpoint fitted alone (factorial)",
               "synergy_factorial") if data.factorial is not None else None,
@@ -438,7 +457,8 @@ def sections(data: ReportData) -> tuple[list[Section], list[str]]:
         prior_sec.add(Table(implied[cols], "Bliss score and interaction implied by each prior set before seeing "
                             "the data (all scores in data/prior_synergy.csv)", "prior_synergy"))
     prior_sec.add(_figure(lambda: figures.prior_posterior(fit, priors, study=study), "prior_posterior",
-                          "Prior vs posterior of each interaction (sign-aligned; joint model).", problems))
+                          "Prior vs posterior of each interaction (sign-aligned; joint model).", problems,
+                          data.figures))
     out.append(prior_sec)
 
     fit_sec = Section("Posterior predictive checks", "ppc").add(
@@ -454,7 +474,7 @@ def sections(data: ReportData) -> tuple[list[Section], list[str]]:
     if ppc is not None:
         fit_sec.add(_figure(lambda: figures.ppc(fit, study=study, summaries=ppc), "ppc",
                             "Posterior predictive 90% interval of each arm's reported summary (bar) and the "
-                            "reported value (diamond).", problems),
+                            "reported value (diamond).", problems, data.figures),
                     Table(ppc, "Posterior predictive summaries per arm and statistic", "ppc", digits=3))
     out.append(fit_sec)
 
@@ -463,7 +483,7 @@ def sections(data: ReportData) -> tuple[list[Section], list[str]]:
         link_sec.add(data.link.sentence,
                      _figure(lambda: figures.nk_link(data.link), "nk_link",
                              "Latent NK activation per arm against each outcome on its link scale, with the "
-                             "fitted link.", problems),
+                             "fitted link.", problems, data.figures),
                      Table(data.link.table, "NK-link model", "link"))
     else:
         link_sec.add(f"Not fitted: {data.link_note or 'no immune readout'}")
@@ -551,8 +571,10 @@ def evidence_text(settings: dict, table: pd.DataFrame | None = None) -> str:
     return "not computed"
 
 
-def write(data: ReportData, out_dir, *, overwrite: bool = False, command: str = "") -> Path:
-    """Write report.html, report.md, figures/, tables/, fit/ and run.json into ``out_dir``."""
+def write(data: ReportData, out_dir, *, overwrite: bool = False, command: str = "",
+          fits_saved: bool = False) -> Path:
+    """Write report.html, report.md, figures/, tables/, fit/ and run.json into ``out_dir``;
+    ``fits_saved``: :func:`save_fits` has written the fitted models there already."""
     from bayes import render
 
     out = Path(out_dir)
@@ -573,7 +595,7 @@ def write(data: ReportData, out_dir, *, overwrite: bool = False, command: str = 
         write_atomic(out / "tables" / f"{tab.name}.csv",
                      lambda p, f=tab.frame: f.to_csv(p, index=not isinstance(f.index, pd.RangeIndex),
                                                      float_format="%.6g"))
-    save(data, out, overwrite=overwrite)
+    save(data, out, overwrite=overwrite, fits=not fits_saved)
     write_atomic(out / "report.html", lambda p: Path(p).write_text(to_html(title, secs, subtitle=subtitle)))
     write_atomic(out / "report.md", lambda p: Path(p).write_text(to_markdown(title, secs, subtitle=subtitle)))
     run = {**{k: v for k, v in meta.items() if k != "n_treatment"}, "command": command,
@@ -594,9 +616,28 @@ def study_csv(study: Study) -> Path | None:
     return None
 
 
-def save(data: ReportData, out_dir, *, overwrite: bool = False, factorial: bool = True) -> Path:
+def save(data: ReportData, out_dir, *, overwrite: bool = False, factorial: bool = True,
+         fits: bool = True) -> Path:
     """Store the computed pieces so :func:`load` can rebuild the report without sampling:
-    ``fit/`` and ``factorial/`` (result folders), ``link/``, ``comparison/`` and ``data/``."""
+    the fitted models (:func:`save_fits`; ``fits=False``: already saved) and ``data/``."""
+    out = Path(out_dir)
+    if fits:
+        save_fits(data, out, overwrite=overwrite, factorial=factorial)
+    save_data_tables(data, out / "data")
+    return out
+
+
+def prepare(data: ReportData, out_dir, *, overwrite: bool = False) -> None:
+    """What can be written before the sensitivity tables exist: the fitted models
+    (:func:`save_fits`) into ``out_dir``, and every figure, drawn into
+    ``data.figures`` (none of them shows a sensitivity table), which
+    :func:`write` then takes from there."""
+    save_fits(data, out_dir, overwrite=overwrite)
+    sections(data)
+
+
+def save_fits(data: ReportData, out_dir, *, overwrite: bool = False, factorial: bool = True) -> Path:
+    """``fit/`` and ``factorial/`` (result folders), ``link/`` and ``comparison/``."""
     out = Path(out_dir)
     data.fit.save(out / "fit", overwrite=overwrite)
     if factorial and data.factorial is not None:
@@ -607,7 +648,6 @@ def save(data: ReportData, out_dir, *, overwrite: bool = False, factorial: bool 
         from bayes.figures import save_link
 
         save_link(data.link, out / "link", study_csv=study_csv(data.study))
-    save_data_tables(data, out / "data")
     return out
 
 

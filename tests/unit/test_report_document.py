@@ -8,6 +8,7 @@ twin points at figure files that exist, and the words come from the numbers.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from html.parser import HTMLParser
 from pathlib import Path
@@ -165,7 +166,7 @@ def test_a_broken_figure_is_reported_not_fatal(data, tmp_path, monkeypatch):
         raise RuntimeError("no ink")
 
     monkeypatch.setattr(figures, "nk_link", broken)
-    report.write(data, tmp_path)
+    report.write(dataclasses.replace(data, figures={}), tmp_path)     # drawn anew, not from the cache
     run = json.loads((tmp_path / "run.json").read_text())
     assert run["problems"] == ["figure 'nk_link' could not be drawn: RuntimeError: no ink"]
     assert "could not be drawn" in (tmp_path / "report.md").read_text()
@@ -242,8 +243,6 @@ def test_the_rounding_the_model_assumed_is_stated(written):
 def test_the_sensitivity_section_says_which_variants_were_reweighted(data, tmp_path):
     """A sweep table with a ``method`` column (bayes.sensitivity.sweep) gets a note
     under it naming the reweighted columns (Pareto k, ESS) and the refitted ones."""
-    import dataclasses
-
     table = data.table("n_sensitivity").copy()
     labels = list(dict.fromkeys(table["n_treatment"]))
     method = {label: ("reweighted" if i == 0 else "refit") for i, label in enumerate(labels)}
@@ -255,3 +254,28 @@ def test_the_sensitivity_section_says_which_variants_were_reweighted(data, tmp_p
     text = (tmp_path / "report.md").read_text()
     assert (f"Reweighted from the headline fit's draws by PSIS (Pareto k, ESS): {labels[0]} (k 0.21, ESS 3222); "
             f"refitted: {', '.join(labels[1:])}.") in text
+
+
+def test_prepare_saves_the_fits_and_draws_the_figures_which_write_then_reuses(data, written, tmp_path):
+    """What `bayes report` does while the sensitivity refits sample: the fitted models
+    are saved and every figure drawn from a ReportData without the sensitivity
+    tables; write() then takes the figures from the shared cache and leaves the
+    saved fits alone.  The figures are the ones a report drawn in one go has."""
+    sensitivity = ("prior_sensitivity", "n_sensitivity", "se_what_if", "diagnostics")
+    fitted = report.ReportData(study=data.study, fit=data.fit, factorial=data.factorial, link=data.link,
+                               link_note=data.link_note, comparison=data.comparison, settings=data.settings,
+                               tables={k: v for k, v in data.tables.items() if k not in sensitivity})
+    report.prepare(fitted, tmp_path)
+    assert set(fitted.figures) == FIGURES
+    assert (tmp_path / "fit" / "posterior.nc").exists() and (tmp_path / "comparison").is_dir()
+    assert not (tmp_path / "report.html").exists() and not (tmp_path / "figures").exists()
+    stamp = (tmp_path / "fit" / "posterior.nc").stat().st_mtime_ns
+
+    final = dataclasses.replace(data, figures=fitted.figures)
+    report.write(final, tmp_path, fits_saved=True)
+    assert (tmp_path / "fit" / "posterior.nc").stat().st_mtime_ns == stamp
+    for name in FIGURES:
+        png = (tmp_path / "figures" / f"{name}.png").read_bytes()
+        assert png == fitted.figures[name] == (written / "figures" / f"{name}.png").read_bytes()
+    assert json.loads((tmp_path / "run.json").read_text())["problems"] == []
+    assert (tmp_path / "report.md").read_text() == (written / "report.md").read_text()
