@@ -338,7 +338,7 @@ def _sample_with_retry(run, target_accept: float, retry: bool) -> xr.DataTree:
     no target without a retry)."""
     tree = run(target_accept)
     first = divergences(tree) if retry and target_accept < config.RETRY_TARGET_ACCEPT else 0
-    if first:
+    if first and not _EXITING:      # a fit stopped at exit is not sampled again
         tree = run(config.RETRY_TARGET_ACCEPT)
         tree.attrs.update(target_accept=float(config.RETRY_TARGET_ACCEPT), first_divergences=first,
                           first_target_accept=float(target_accept))
