@@ -102,7 +102,7 @@ SMC_CHAINS = 2 if QUICK else 4
 # for one seed of three, so it sampled at 0.99 until a fit with divergences
 # was sampled again (RETRY_TARGET_ACCEPT below).  Now 0.9, as the factorial
 # model: its four cells on the seed, seeds 1-3, 4 x 1000 draws, took 6.3-7.4
-# CPU seconds against 13.6-15.0 at 0.99, with no divergence and bulk / tail
+# CPU seconds against 13.6-16.3 at 0.99, with no divergence and bulk / tail
 # ESS >= 970 / 627; at the report's seed the tumour cell has one divergent
 # transition at 0.9 and is sampled again.
 # The NK-link model is sampled in the coordinates its data pin (outcome totals
