@@ -53,7 +53,7 @@ from bayes._version import __version__
 from bayes.errors import BayesError
 from bayes.models.link import THETA_SD, LinkSpec, layout
 from bayes.priors import PriorSet, load_prior_set
-from bayes.results import write_atomic
+from bayes.results import retry_text, write_atomic
 
 PRIOR_DRAWS = 20000
 PRIMARY_ORDER = ("tumor_volume", "tumour_volume", "tumor_weight", "survival")
@@ -254,7 +254,7 @@ class LinkResult:
         lines += ["", self.sentence, "",
                   f"{verdict} (worst R-hat {d['rhat_max']:.3f}, lowest ESS "
                   f"{min(d['ess_bulk_min'], d['ess_tail_min']):.0f}, {d['divergences']} divergences"
-                  + (f"; {d['retry']}" if isinstance(d.get("retry"), str) and d["retry"] else "") + ")"]
+                  + (f"; {retry_text(d.get('retry'))}" if retry_text(d.get("retry")) else "") + ")"]
         return "\n".join(lines)
 
     def save(self, out_dir: str | os.PathLike, overwrite: bool = False) -> list[Path]:

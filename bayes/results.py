@@ -27,6 +27,12 @@ FILES = ("posterior.nc", "synergy.csv", "diagnostics.csv", "arms.csv", "n_poster
          "n_sensitivity.csv", "run.json", "summary.txt")
 
 
+def retry_text(value) -> str:
+    """A diagnostics table's ``retry`` note (:func:`bayes.sampling.diagnostics_frame`),
+    or ""; a table read back from CSV has NaN where no fit was sampled again."""
+    return value if isinstance(value, str) else ""
+
+
 def node_name(study: str, endpoint: str) -> str:
     """Tree path of one cell; '/' inside names would make a deeper path."""
     return f"{study.replace('/', '_')}/{endpoint.replace('/', '_')}"

@@ -55,7 +55,7 @@ from bayes.analysis import as_nprior, model_specs, start_fit, synergy_rows
 from bayes.data import Study
 from bayes.nprior import NPrior
 from bayes.priors import PriorSet, load_prior_set
-from bayes.results import FitResult
+from bayes.results import FitResult, retry_text
 from bayes.sampling import Pending
 
 DEFAULT_VALUES = (3, 5, 8, 10, 15, 20)
@@ -398,8 +398,8 @@ def method_note(frame: pd.DataFrame, column: str) -> str:
     if refitted:
         parts.append("refitted: " + ", ".join(refitted))
     if "retried" in per.columns:
-        parts += [f"{label}: {row.retried}" for label, row in per.iterrows()
-                  if isinstance(row.retried, str) and row.retried]
+        parts += [f"{label}: {retry_text(row.retried)}" for label, row in per.iterrows()
+                  if retry_text(row.retried)]
     return "; ".join(parts)
 
 

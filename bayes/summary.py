@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from bayes import config
+from bayes.results import retry_text
 
 if TYPE_CHECKING:
     from bayes.results import FitResult
@@ -102,8 +103,8 @@ def _diagnostics_line(result: FitResult) -> str:
     chains = int(d["chains"].iloc[0])
     rule = (f"R-hat <= {config.RHAT_MAX}, bulk and tail ESS >= {config.ESS_PER_CHAIN_MIN * chains}, "
             "no divergences")
-    retried = "".join(f"\n  {r['study']} / {r['endpoint']}: {r['retry']}" for _, r in d.iterrows()
-                      if isinstance(r.get("retry"), str) and r["retry"])
+    retried = "".join(f"\n  {r['study']} / {r['endpoint']}: {retry_text(r.get('retry'))}"
+                      for _, r in d.iterrows() if retry_text(r.get("retry")))
     if result.passed:
         return (f"Diagnostics: all {len(d)} fits passed ({rule}; worst R-hat {d['rhat_max'].max():.3f}, "
                 f"lowest ESS {min(d['ess_bulk_min'].min(), d['ess_tail_min'].min()):.0f}).") + retried
