@@ -238,9 +238,11 @@ def measure_ours(fits: int = DEFAULT_FITS, draws: int = config.DEFAULT_DRAWS,
     from bayes.sampling import ModelCache, SamplerSettings, sample_spec
 
     spec, priors, cache = seed_spec(), load_prior_set(), ModelCache()
-    # no second fit after divergences: plain pm.sample() has none, and each path times one fit
+    # no second fit after divergences or short chains: plain pm.sample() has none, and each
+    # path times one fit
     settings = SamplerSettings(draws=draws, tune=tune, chains=chains, cores=_cores(cores), seed=seed,
-                               target_accept=target_accept(), retry_divergent=False).for_family("factorial")
+                               target_accept=target_accept(), retry_divergent=False,
+                               retry_longer=False).for_family("factorial")
 
     def one(s, i: int) -> float:
         # sample_spec seeds each fit with cell_seed(settings.seed, key) == fit_seed(seed, i)

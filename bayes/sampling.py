@@ -60,6 +60,9 @@ class SamplerSettings:
     # a fit with divergent transitions is sampled again, once, at config.RETRY_TARGET_ACCEPT
     # when its own target is lower (see _sample_with_retry); False: keep the first fit
     retry_divergent: bool = True
+    # a fit without divergences that fails the gate on R-hat or ESS is sampled again, once,
+    # with config.RETRY_DRAWS_FACTOR times the draws; False: keep the first fit
+    retry_longer: bool = True
 
     def __post_init__(self):
         if self.sampler not in SAMPLERS:
@@ -324,26 +327,65 @@ def divergences(tree: xr.DataTree) -> int:
     return int(tree["sample_stats"].to_dataset()["diverging"].sum())
 
 
-def _sample_with_retry(run, target_accept: float, retry: bool) -> xr.DataTree:
-    """``run(target_accept)``, and once more at :data:`config.RETRY_TARGET_ACCEPT` if
-    that fit had divergent transitions (``retry`` and a lower ``target_accept``).
+def thinned(tree: xr.DataTree, step: int) -> xr.DataTree:
+    """Every ``step``-th draw of each group (the last of each block of ``step``),
+    renumbered from 0; a divergence anywhere in a block marks the draw kept, so
+    the count can only fall when one block holds several."""
+    def thin(ds: xr.Dataset) -> xr.Dataset:
+        if "draw" not in ds.dims:
+            return ds
+        count = ds.sizes["draw"] // step
+        out = ds.isel(draw=slice(step - 1, count * step, step)).assign_coords(draw=np.arange(count))
+        if "diverging" in ds:
+            blocks = ds["diverging"].isel(draw=slice(0, count * step)).to_numpy()
+            out["diverging"] = (ds["diverging"].dims,
+                                blocks.reshape(*blocks.shape[:-1], count, step).any(axis=-1))
+        return out
 
-    A divergence fails the diagnostics gate, and a smaller step size (a higher
-    target) is the standard remedy (Betancourt 2017); doing it here means a
-    family can sample at the cheaper target its typical tables need and pay for
-    the higher one only on the tables that need it.  The posterior is the same
-    either way; only the second fit is kept, judged by the gate on its own.  The
-    tree's attrs say what happened: ``target_accept`` (the kept fit's) and
-    ``first_divergences`` and ``first_target_accept`` (the discarded fit's; 0 and
-    no target without a retry)."""
-    tree = run(target_accept)
-    first = divergences(tree) if retry and target_accept < config.RETRY_TARGET_ACCEPT else 0
-    if first and not _EXITING:      # a fit stopped at exit is not sampled again
-        tree = run(config.RETRY_TARGET_ACCEPT)
-        tree.attrs.update(target_accept=float(config.RETRY_TARGET_ACCEPT), first_divergences=first,
-                          first_target_accept=float(target_accept))
-    else:
-        tree.attrs.update(target_accept=float(target_accept), first_divergences=0)
+    out = tree.map_over_datasets(thin)
+    out.attrs.update(tree.attrs)
+    return out
+
+
+def _sample_with_retry(run, target_accept: float, draws: int, retry: bool, *,
+                       judge=None) -> xr.DataTree:
+    """``run(target_accept, draws)``, and once more if that fit fails the gate in a
+    way a second fit can mend:
+
+    * divergent transitions (``retry`` and a target below
+      :data:`config.RETRY_TARGET_ACCEPT`): again at that target.  A divergence
+      fails the gate, and a smaller step size (a higher target) is the standard
+      remedy (Betancourt 2017); doing it here means a family can sample at the
+      cheaper target its typical tables need and pay for the higher one only
+      on the tables that need it.
+    * no divergence but R-hat or ESS short of the gate (``judge``, a function
+      of the tree giving its :class:`Diagnostics`; None: not checked): again
+      for :data:`config.RETRY_DRAWS_FACTOR` times the draws, the standard
+      remedy for chains too short to show convergence (Vehtari et al. 2021),
+      keeping every so-many-th draw (:func:`thinned`): as many draws as the
+      other fits, which model comparison lines up side by side.
+
+    The posterior is the same either way; only the second fit is kept, judged
+    by the gate on its own.  The tree's attrs say what happened:
+    ``target_accept`` (the kept fit's), ``first_divergences`` and
+    ``first_target_accept`` (a fit discarded for divergences), ``first_draws``
+    and ``first_problems`` (one discarded for R-hat or ESS); 0 and empty
+    without a retry."""
+    tree = run(target_accept, draws)
+    attrs = dict(target_accept=float(target_accept), first_divergences=0)
+    first = divergences(tree)
+    if _EXITING:            # a fit stopped at exit is not sampled again
+        pass
+    elif first and retry and target_accept < config.RETRY_TARGET_ACCEPT:
+        tree = run(config.RETRY_TARGET_ACCEPT, draws)
+        attrs.update(target_accept=float(config.RETRY_TARGET_ACCEPT), first_divergences=first,
+                     first_target_accept=float(target_accept))
+    elif not first and judge is not None:
+        problems = judge(tree).problems
+        if problems:
+            tree = thinned(run(target_accept, draws * config.RETRY_DRAWS_FACTOR), config.RETRY_DRAWS_FACTOR)
+            attrs.update(first_draws=int(draws), first_problems="; ".join(problems))
+    tree.attrs.update(attrs)
     return tree
 
 
@@ -362,18 +404,20 @@ def start_sample(spec: ModelSpec, priors: PriorSet, *, settings: SamplerSettings
         compiled, free = compiled_with_data(spec, priors, cache or DEFAULT_CACHE)
         if init is not None:
             compiled = with_initial_points(compiled, init)
-        kwargs = dict(draws=settings.draws, tune=settings.tune, chains=settings.chains, cores=settings.cores,
+        kwargs = dict(tune=settings.tune, chains=settings.chains, cores=settings.cores,
                       seed=seed, adaptation=settings.adaptation, progress_bar=False, save_warmup=False)
+        kept = [name for name in free if name not in off]
+        judge = (lambda tree: diagnose(tree, kept)) if settings.retry_longer else None
         future = _QUEUE.submit(lambda: _sample_with_retry(
-            lambda target: _run_nutpie(compiled, target_accept=target, **kwargs),
-            settings.target_accept, settings.retry_divergent))
+            lambda target, draws: _run_nutpie(compiled, target_accept=target, draws=draws, **kwargs),
+            settings.target_accept, settings.draws, settings.retry_divergent, judge=judge))
 
         def finish():
             # tree_from_arrow keeps no object-valued statistics: nothing to drop
             raw = future.result()
             tree = relabel(raw, spec)
             tree.attrs.update(raw.attrs)
-            return tree, [name for name in free if name not in off]
+            return tree, kept
 
         return Pending(finish)
     import pymc as pm
@@ -381,16 +425,18 @@ def start_sample(spec: ModelSpec, priors: PriorSet, *, settings: SamplerSettings
     model = build_model(spec, priors)
     free = [rv.name for rv in model.free_RVs]
 
-    def run(target: float) -> xr.DataTree:
+    def run(target: float, draws: int) -> xr.DataTree:
         with model:
-            tree = pm.sample(draws=settings.draws, tune=settings.tune, chains=settings.chains,
+            tree = pm.sample(draws=draws, tune=settings.tune, chains=settings.chains,
                              cores=settings.cores, random_seed=seed, nuts_sampler="pymc",
                              target_accept=target, progressbar=False, compute_convergence_checks=False)
         return _drop_object_stats(xr.DataTree.from_dict({g: tree[g].to_dataset()
                                                          for g in ("posterior", "sample_stats")}))
 
-    done = (_sample_with_retry(run, settings.target_accept, settings.retry_divergent),
-            [name for name in free if name not in off])
+    kept = [name for name in free if name not in off]
+    judge = (lambda tree: diagnose(tree, kept)) if settings.retry_longer else None
+    done = (_sample_with_retry(run, settings.target_accept, settings.draws, settings.retry_divergent, judge=judge),
+            kept)
     return Pending(lambda: done)
 
 
@@ -449,6 +495,8 @@ class Diagnostics:
     target_accept: float = float("nan")   # of the fit judged here
     first_divergences: int = 0            # of a first fit at a lower target, sampled again (0: none)
     first_target_accept: float = float("nan")
+    first_draws: int = 0                  # per chain, of a first fit sampled again for R-hat / ESS (0: none)
+    first_problems: str = ""              # why that first fit failed the gate
 
     @property
     def problems(self) -> list[str]:
@@ -470,10 +518,13 @@ class Diagnostics:
 
     @property
     def retry_note(self) -> str:
-        if not self.first_divergences:
-            return ""
-        return (f"sampled again at target_accept {self.target_accept:g} after {self.first_divergences} "
-                f"divergent transition(s) at {self.first_target_accept:g}")
+        if self.first_divergences:
+            return (f"sampled again at target_accept {self.target_accept:g} after {self.first_divergences} "
+                    f"divergent transition(s) at {self.first_target_accept:g}")
+        if self.first_draws:
+            return (f"sampled again for {self.draws * config.RETRY_DRAWS_FACTOR} draws per chain "
+                    f"(one in {config.RETRY_DRAWS_FACTOR} kept) after {self.first_problems} with {self.first_draws}")
+        return ""
 
 
 def diagnose(tree: xr.DataTree, var_names: list[str]) -> Diagnostics:
@@ -497,7 +548,9 @@ def diagnose(tree: xr.DataTree, var_names: list[str]) -> Diagnostics:
         draws=int(post.sizes["draw"]), chains=int(post.sizes["chain"]),
         target_accept=float(tree.attrs.get("target_accept", float("nan"))),
         first_divergences=int(tree.attrs.get("first_divergences", 0)),
-        first_target_accept=float(tree.attrs.get("first_target_accept", float("nan"))))
+        first_target_accept=float(tree.attrs.get("first_target_accept", float("nan"))),
+        first_draws=int(tree.attrs.get("first_draws", 0)),
+        first_problems=str(tree.attrs.get("first_problems", "")))
 
 
 def diagnostics_frame(rows: list[tuple[str, str, Diagnostics]]) -> pd.DataFrame:

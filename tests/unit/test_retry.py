@@ -1,4 +1,5 @@
-"""A fit with divergent transitions is sampled again at a higher target (no sampling here)."""
+"""A fit with divergent transitions is sampled again at a higher target, one short of the gate's
+R-hat or ESS with more draws (no sampling here)."""
 
 from __future__ import annotations
 
@@ -8,32 +9,42 @@ import numpy as np
 import xarray as xr
 
 from bayes import config
-from bayes.sampling import SamplerSettings, _sample_with_retry, diagnose, diagnostics_frame
+from bayes.sampling import (SamplerSettings, _sample_with_retry, diagnose, diagnostics_frame, divergences,
+                            thinned)
 
 
-def fake_tree(divergent: int, chains: int = 4, draws: int = 500, seed: int = 0) -> xr.DataTree:
+def fake_tree(divergent: int, chains: int = 4, draws: int = 500, seed: int = 0, stuck: bool = False) -> xr.DataTree:
     rng = np.random.default_rng(seed)
     diverging = np.zeros((chains, draws), bool)
     diverging.flat[:divergent] = True
-    post = xr.Dataset({"mu": (("chain", "draw"), rng.normal(size=(chains, draws)))})
+    mu = rng.normal(size=(chains, draws))
+    if stuck:               # one chain elsewhere: R-hat far above 1.01
+        mu[0] += 3.0
+    post = xr.Dataset({"mu": (("chain", "draw"), mu)})
     stats = xr.Dataset({"diverging": (("chain", "draw"), diverging)})
     return xr.DataTree.from_dict({"posterior": post, "sample_stats": stats})
 
 
 class Runs:
-    """A stand-in sampler: the divergences of each target it is run at."""
+    """A stand-in sampler: the divergences of each target it is run at, and whether a
+    fit with a given number of draws has a stuck chain."""
 
-    def __init__(self, divergent: dict[float, int]):
-        self.divergent, self.targets = divergent, []
+    def __init__(self, divergent: dict[float, int], stuck_at: tuple[int, ...] = ()):
+        self.divergent, self.stuck_at, self.targets, self.draws = divergent, stuck_at, [], []
 
-    def __call__(self, target: float) -> xr.DataTree:
+    def __call__(self, target: float, draws: int = 500) -> xr.DataTree:
         self.targets.append(target)
-        return fake_tree(self.divergent[target])
+        self.draws.append(draws)
+        return fake_tree(self.divergent[target], draws=draws, stuck=draws in self.stuck_at)
+
+
+def judge(tree):
+    return diagnose(tree, ["mu"])
 
 
 def test_a_fit_without_divergences_is_kept_and_says_so():
     run = Runs({0.9: 0})
-    tree = _sample_with_retry(run, 0.9, retry=True)
+    tree = _sample_with_retry(run, 0.9, 500, retry=True)
     assert run.targets == [0.9]
     assert tree.attrs == {"target_accept": 0.9, "first_divergences": 0}
     d = diagnose(tree, ["mu"])
@@ -42,7 +53,7 @@ def test_a_fit_without_divergences_is_kept_and_says_so():
 
 def test_divergences_bring_one_more_fit_at_the_retry_target_and_it_is_the_one_kept():
     run = Runs({0.9: 3, config.RETRY_TARGET_ACCEPT: 0})
-    tree = _sample_with_retry(run, 0.9, retry=True)
+    tree = _sample_with_retry(run, 0.9, 500, retry=True)
     assert run.targets == [0.9, config.RETRY_TARGET_ACCEPT]
     d = diagnose(tree, ["mu"])
     assert d.divergences == 0 and d.passed
@@ -55,21 +66,69 @@ def test_divergences_bring_one_more_fit_at_the_retry_target_and_it_is_the_one_ke
 
 def test_only_one_retry_and_its_divergences_still_fail_the_gate():
     run = Runs({0.95: 2, config.RETRY_TARGET_ACCEPT: 1})
-    d = diagnose(_sample_with_retry(run, 0.95, retry=True), ["mu"])
+    d = diagnose(_sample_with_retry(run, 0.95, 500, retry=True), ["mu"])
     assert run.targets == [0.95, config.RETRY_TARGET_ACCEPT]
     assert not d.passed and d.problems == ["1 divergent transitions"]
 
 
 def test_no_retry_when_switched_off_or_already_at_the_retry_target():
     run = Runs({0.9: 5, config.RETRY_TARGET_ACCEPT: 4})
-    assert diagnose(_sample_with_retry(run, 0.9, retry=False), ["mu"]).divergences == 5
-    assert diagnose(_sample_with_retry(run, config.RETRY_TARGET_ACCEPT, retry=True), ["mu"]).divergences == 4
+    assert diagnose(_sample_with_retry(run, 0.9, 500, retry=False), ["mu"]).divergences == 5
+    assert diagnose(_sample_with_retry(run, config.RETRY_TARGET_ACCEPT, 500, retry=True), ["mu"]).divergences == 4
     assert run.targets == [0.9, config.RETRY_TARGET_ACCEPT]
+
+
+def test_a_fit_short_of_the_gates_r_hat_is_sampled_again_for_longer_and_says_why():
+    run = Runs({0.9: 0}, stuck_at=(500,))
+    first = judge(run(0.9, 500))
+    assert first.problems and first.problems[0].startswith("R-hat")
+    run.targets, run.draws = [], []
+    tree = _sample_with_retry(run, 0.9, 500, retry=True, judge=judge)
+    d = judge(tree)
+    assert run.targets == [0.9, 0.9] and run.draws == [500, 500 * config.RETRY_DRAWS_FACTOR]
+    # thinned back to the first fit's shape, so fits still line up for model comparison
+    assert d.passed and d.draws == 500 and tree["posterior"].sizes["draw"] == 500
+    long = fake_tree(0, draws=500 * config.RETRY_DRAWS_FACTOR)
+    np.testing.assert_array_equal(tree["posterior"]["mu"].to_numpy(),
+                                  long["posterior"]["mu"].to_numpy()[:, config.RETRY_DRAWS_FACTOR - 1::config.RETRY_DRAWS_FACTOR])
+    assert (d.first_draws, d.first_problems, d.first_divergences) == (500, "; ".join(first.problems), 0)
+    assert d.retry_note == (f"sampled again for {500 * config.RETRY_DRAWS_FACTOR} draws per chain (one in "
+                            f"{config.RETRY_DRAWS_FACTOR} kept) after {'; '.join(first.problems)} with 500")
+    frame = diagnostics_frame([("s", "e", d)])
+    assert frame.loc[0, "retry"] == d.retry_note and frame.loc[0, "first_draws"] == 500
+
+
+def test_thinning_keeps_every_divergence_visible():
+    flags = np.zeros((2, 8), bool)
+    flags[0, 2] = flags[1, 6] = flags[1, 7] = True        # both of one block diverge in chain 1
+    tree = xr.DataTree.from_dict({
+        "posterior": xr.Dataset({"mu": (("chain", "draw"), np.arange(16.0).reshape(2, 8))}),
+        "sample_stats": xr.Dataset({"diverging": (("chain", "draw"), flags)})})
+    thin = thinned(tree, 2)
+    np.testing.assert_array_equal(thin["sample_stats"]["diverging"].to_numpy(),
+                                  [[False, True, False, False], [False, False, False, True]])
+    np.testing.assert_array_equal(thin["posterior"]["draw"].to_numpy(), np.arange(4))
+    np.testing.assert_array_equal(thin["posterior"]["mu"].to_numpy(), [[1, 3, 5, 7], [9, 11, 13, 15]])
+    assert divergences(thin) == 2                            # a block counts once
+
+
+def test_a_longer_fit_only_without_divergences_a_judge_and_a_failing_gate():
+    run = Runs({0.9: 0}, stuck_at=(500,))
+    assert judge(_sample_with_retry(run, 0.9, 500, retry=True)).first_draws == 0      # no judge: kept
+    passing = Runs({0.9: 0})
+    assert judge(_sample_with_retry(passing, 0.9, 500, retry=True, judge=judge)).retry_note == ""
+    assert passing.draws == [500]
+    # divergences take the higher target, not more draws, and only one second fit
+    both = Runs({0.9: 2, config.RETRY_TARGET_ACCEPT: 0}, stuck_at=(500,))
+    d = judge(_sample_with_retry(both, 0.9, 500, retry=True, judge=judge))
+    assert both.targets == [0.9, config.RETRY_TARGET_ACCEPT] and both.draws == [500, 500]
+    assert d.first_divergences == 2 and d.first_draws == 0 and not d.passed     # still stuck: judged as is
 
 
 def test_settings_retry_by_default_and_record_it():
     s = SamplerSettings().for_family("link")
     assert s.retry_divergent and s.to_dict()["retry_divergent"] is True
+    assert s.retry_longer and s.to_dict()["retry_longer"] is True
     assert s.target_accept < config.RETRY_TARGET_ACCEPT
     assert not dataclasses.replace(s, retry_divergent=False).to_dict()["retry_divergent"]
 
@@ -79,8 +138,8 @@ def test_the_printed_summary_names_a_fit_sampled_again():
 
     from bayes.summary import _diagnostics_line
 
-    again = diagnose(_sample_with_retry(Runs({0.9: 3, config.RETRY_TARGET_ACCEPT: 0}), 0.9, retry=True), ["mu"])
-    first = diagnose(_sample_with_retry(Runs({0.9: 0}), 0.9, retry=True), ["mu"])
+    again = diagnose(_sample_with_retry(Runs({0.9: 3, config.RETRY_TARGET_ACCEPT: 0}), 0.9, 500, retry=True), ["mu"])
+    first = diagnose(_sample_with_retry(Runs({0.9: 0}), 0.9, 500, retry=True), ["mu"])
     frame = diagnostics_frame([("s", "tumour", again), ("s", "survival", first)])
     line = _diagnostics_line(SimpleNamespace(diagnostics=frame, passed=True))
     assert line.startswith("Diagnostics: all 2 fits passed")
@@ -90,3 +149,10 @@ def test_the_printed_summary_names_a_fit_sampled_again():
     # a table read back from CSV has NaN where no fit was sampled again
     read_back = frame.assign(retry=[frame["retry"][0], np.nan])
     assert _diagnostics_line(SimpleNamespace(diagnostics=read_back, passed=True)) == line
+
+
+def test_sbc_and_bench_fits_keep_their_first_fit_after_r_hat_or_ess():
+    from bayes.validate import sampler_settings
+
+    assert not sampler_settings("joint").retry_longer            # short SBC chains miss the gate by design
+    assert sampler_settings("joint").retry_divergent
