@@ -53,9 +53,6 @@ REQUIRED_PARAMETERS = ("baseline", "agent_effect", "interaction", "sd_log", "bas
                        "synergy_sd", "study_sd")
 
 
-_MEDIANS: dict[str, float] = {}     # Prior.median, by the prior's numbers
-
-
 @dataclass(frozen=True)
 class Prior:
     """One prior distribution, round-trippable through :meth:`to_dict`."""
@@ -140,25 +137,6 @@ class Prior:
                                  "it cannot be shifted")
             kwargs["mu"] = kwargs.get("mu", 0.0) + shift
         return getattr(pm, self.dist)(name, **kwargs, dims=dims)
-
-    def median(self) -> float:
-        """The prior's median: its inverse CDF at 0.5 where PyMC has one, else the
-        median of 4001 seeded draws (a prior with a prior on a parameter, say)."""
-        key = json.dumps(self.to_dict(), sort_keys=True)
-        if key not in _MEDIANS:
-            import numpy as np
-            import pymc as pm
-
-            with pm.Model(model=None):     # standalone, also inside another model's context
-                variable = self.create_variable("x")
-            try:
-                if any(isinstance(v, Prior) for v in self.kwargs.values()):
-                    raise NotImplementedError   # icdf would condition on one draw of the parameter
-                value = float(pm.icdf(variable, 0.5).eval())
-            except NotImplementedError:
-                value = float(np.median(pm.draw(variable, draws=4001, random_seed=0)))
-            _MEDIANS[key] = value
-        return _MEDIANS[key]
 
     def signature(self) -> dict[str, Any]:
         """The distribution and nesting without the numbers (what a compiled model depends on)."""

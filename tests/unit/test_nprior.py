@@ -209,8 +209,7 @@ def test_spec_data_holds_the_weights_and_n_matrices(seed):
     steps = {f"c{i}_{name}" for i in (0, 2, 3) for name in ("mean_step2", "sd_step2")}   # rounding
     assert set(data) == {"c0_obs_mean", "c0_obs_var", "c0_n", "c0_log_jacobian", "c1_k", "c1_n",
                          "c2_obs_mean", "c2_obs_var", "c2_n", "c2_log_jacobian", "c3_obs_mean", "c3_obs_var",
-                         "c3_n", "c3_log_jacobian", "n_log_weight_0", "n_log_weight_1",
-                         "synergy_data_se"} | steps      # the joint model's parameterisation (bayes.models.joint)
+                         "c3_n", "c3_log_jacobian", "n_log_weight_0", "n_log_weight_1"} | steps
     for name in ("c0_log_jacobian", "c2_log_jacobian", "c3_log_jacobian"):   # SDs reported: no Jacobian
         np.testing.assert_array_equal(data[name], 0.0)
     grid = spec.groups[0].grid

@@ -373,26 +373,6 @@ def test_create_variable_nested_makes_the_hyperprior():
     np.testing.assert_allclose(logp, stats.norm(0, 0.7).logpdf([0.2, -0.4]), rtol=1e-8)
 
 
-@pytest.mark.parametrize("prior, median", [
-    (Prior("LogNormal", {"mu": -0.92, "sigma": 0.5}), stats.lognorm(s=0.5, scale=np.exp(-0.92)).median()),
-    (Prior("HalfNormal", {"sigma": 0.5}), stats.halfnorm(scale=0.5).median()),
-    (Prior("Gamma", {"alpha": 2.0, "beta": 4.0}), stats.gamma(2.0, scale=0.25).median()),
-])
-def test_median_is_the_inverse_cdf_at_one_half(prior, median):
-    assert prior.median() == pytest.approx(median, rel=1e-9)
-
-
-def test_median_of_a_prior_with_a_hyperprior_comes_from_draws_and_adds_no_variable():
-    # the marginal law of Normal(1, s), s ~ HalfNormal(0.5), is symmetric about 1
-    prior = Prior("Normal", {"mu": 1.0, "sigma": Prior("HalfNormal", {"sigma": 0.5})})
-    with pm.Model() as model:
-        pm.Normal("y")
-        value = prior.median()       # called while another model is being built
-    assert [v.name for v in model.free_RVs] == ["y"]
-    assert value == pytest.approx(1.0, abs=0.02)
-    assert value != 1.0              # a sample median, not the conditional icdf at one draw of s
-
-
 def test_interaction_mu_is_read_as_synergy_for_either_direction(default):
     """A positive interaction mu means 'better than additive': a negative log
     interaction for a volume, a positive logit interaction for survival."""
