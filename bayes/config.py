@@ -96,9 +96,7 @@ SMC_CHAINS = 2 if QUICK else 4
 # simulated tables (bayes validate's tables, 60 per kind, 4 x 500 draws).  For the joint model
 # (partly centred hierarchy, boundary-avoiding synergy_sd prior) low-rank at
 # 0.95 gave R-hat <= 1.007, ESS >= 714 and no divergences at 2000 draws on
-# the seed over three seeds; with the synergy layer partially non-centred by
-# how well each table pins its unit (bayes.models.joint), no divergences in 12
-# fits at 1000 draws (default and sceptical prior sets, six seeds each).
+# the seed over three seeds.
 # The additive model is misspecified whenever the data have an interaction
 # (the seed's tumour volume): at 0.95 it showed 1 divergence in 8000 draws
 # for one seed of three, so it sampled at 0.99 until a fit with divergences
@@ -125,14 +123,14 @@ TARGET_ACCEPT = {"factorial": 0.9, "additive": 0.9, "joint": 0.95, "link": 0.95}
 # SamplerSettings(retry_divergent=False).
 RETRY_TARGET_ACCEPT = 0.99
 # A fit without divergences that misses the gate on R-hat or ESS is sampled again,
-# once, with this many times the draws (same target; bayes.sampling._sample_with_retry).
-# Chains too short to show convergence are the usual reason near the gate's
-# thresholds: on the seed, over the report's seed and seeds 1-5 (4 x 1000 draws), the
-# joint model's R-hat is 1.0031-1.0113 (bulk ESS >= 1118) and the sceptical prior
-# set's refit 1.0031-1.0122 (>= 607), 3 of those 12 fits just over 1.01, none with a
-# divergence.  At the report's seed the sceptical refit (R-hat 1.011) passes after
-# 4 x 2000 draws, one in two kept.  SamplerSettings(retry_longer=False) keeps the first fit
-# (bayes validate, whose short SBC chains are not meant to pass the gate, and bench).
+# once, for this many times the draws, one in so many kept (same target;
+# bayes.sampling._sample_with_retry).  Chains too short to show convergence are the
+# usual reason near the gate's thresholds: the sceptical prior set's joint refit
+# misses R-hat or diverges in about 1 seed in 5 (see WARM_TUNE_FRACTION), and a
+# partially non-centred joint model tried on the seed (README, "Speed") had R-hat
+# 1.011-1.012 in 3 of 12 fits at 4 x 1000 draws without a divergence.
+# SamplerSettings(retry_longer=False) keeps the first fit (bayes validate, whose
+# short SBC chains are not meant to pass the gate, and bench).
 RETRY_DRAWS_FACTOR = 2
 ADAPTATION = {"factorial": "low_rank", "additive": "low_rank", "joint": "low_rank", "link": "low_rank"}
 
