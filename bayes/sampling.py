@@ -60,9 +60,10 @@ class SamplerSettings:
     # a fit with divergent transitions is sampled again, once, at config.RETRY_TARGET_ACCEPT
     # when its own target is lower (see _sample_with_retry); False: keep the first fit
     retry_divergent: bool = True
-    # a fit without divergences that fails the gate on R-hat or ESS is sampled again, once,
-    # with config.RETRY_DRAWS_FACTOR times the draws; False: keep the first fit
-    retry_longer: bool = True
+    # a fit without divergences that narrowly fails the gate on R-hat or ESS is sampled again,
+    # once, for config.RETRY_DRAWS_FACTOR times the draws; False: keep the first fit (the
+    # default under BAYES_QUICK, whose short chains are not meant to pass the gate)
+    retry_longer: bool = field(default_factory=lambda: not config.QUICK)
 
     def __post_init__(self):
         if self.sampler not in SAMPLERS:
@@ -358,8 +359,10 @@ def _sample_with_retry(run, target_accept: float, draws: int, retry: bool, *,
       remedy (Betancourt 2017); doing it here means a family can sample at the
       cheaper target its typical tables need and pay for the higher one only
       on the tables that need it.
-    * no divergence but R-hat or ESS short of the gate (``judge``, a function
-      of the tree giving its :class:`Diagnostics`; None: not checked): again
+    * no divergence but R-hat or ESS short of the gate by no more than
+      longer chains can make up (``judge``, a function of the tree giving its
+      :class:`Diagnostics`, see :meth:`Diagnostics.within_reach`; None: not
+      checked): again
       for :data:`config.RETRY_DRAWS_FACTOR` times the draws, the standard
       remedy for chains too short to show convergence (Vehtari et al. 2021),
       keeping every so-many-th draw (:func:`thinned`): as many draws as the
@@ -381,8 +384,9 @@ def _sample_with_retry(run, target_accept: float, draws: int, retry: bool, *,
         attrs.update(target_accept=float(config.RETRY_TARGET_ACCEPT), first_divergences=first,
                      first_target_accept=float(target_accept))
     elif not first and judge is not None:
-        problems = judge(tree).problems
-        if problems:
+        verdict = judge(tree)
+        problems = verdict.problems
+        if problems and verdict.within_reach(config.RETRY_DRAWS_FACTOR):
             tree = thinned(run(target_accept, draws * config.RETRY_DRAWS_FACTOR), config.RETRY_DRAWS_FACTOR)
             attrs.update(first_draws=int(draws), first_problems="; ".join(problems))
     tree.attrs.update(attrs)
@@ -515,6 +519,15 @@ class Diagnostics:
     @property
     def passed(self) -> bool:
         return not self.problems
+
+    def within_reach(self, factor: float) -> bool:
+        """Whether ``factor`` times the draws can be expected to pass the gate: no
+        divergence, ESS at least 1/factor of the gate's (ESS grows with the draws)
+        and R-hat - 1 at most factor times the gate's (it shrinks about as 1/draws
+        for chains that mix).  A fit far off, a stuck chain, say, is kept as it is."""
+        need = config.ESS_PER_CHAIN_MIN * self.chains
+        return (not self.divergences and self.rhat_max <= 1 + factor * (config.RHAT_MAX - 1)
+                and min(self.ess_bulk_min, self.ess_tail_min) * factor >= need)
 
     @property
     def retry_note(self) -> str:

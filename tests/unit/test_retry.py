@@ -13,13 +13,12 @@ from bayes.sampling import (SamplerSettings, _sample_with_retry, diagnose, diagn
                             thinned)
 
 
-def fake_tree(divergent: int, chains: int = 4, draws: int = 500, seed: int = 0, stuck: bool = False) -> xr.DataTree:
+def fake_tree(divergent: int, chains: int = 4, draws: int = 500, seed: int = 0, shift: float = 0.0) -> xr.DataTree:
     rng = np.random.default_rng(seed)
     diverging = np.zeros((chains, draws), bool)
     diverging.flat[:divergent] = True
     mu = rng.normal(size=(chains, draws))
-    if stuck:               # one chain elsewhere: R-hat far above 1.01
-        mu[0] += 3.0
+    mu[0] += shift          # one chain off the others: R-hat above 1 (1.013 at 0.35 here, 1.47 at 3)
     post = xr.Dataset({"mu": (("chain", "draw"), mu)})
     stats = xr.Dataset({"diverging": (("chain", "draw"), diverging)})
     return xr.DataTree.from_dict({"posterior": post, "sample_stats": stats})
@@ -29,13 +28,16 @@ class Runs:
     """A stand-in sampler: the divergences of each target it is run at, and whether a
     fit with a given number of draws has a stuck chain."""
 
-    def __init__(self, divergent: dict[float, int], stuck_at: tuple[int, ...] = ()):
-        self.divergent, self.stuck_at, self.targets, self.draws = divergent, stuck_at, [], []
+    def __init__(self, divergent: dict[float, int], shift: dict[int, float] | None = None):
+        self.divergent, self.shift, self.targets, self.draws = divergent, shift or {}, [], []
 
     def __call__(self, target: float, draws: int = 500) -> xr.DataTree:
         self.targets.append(target)
         self.draws.append(draws)
-        return fake_tree(self.divergent[target], draws=draws, stuck=draws in self.stuck_at)
+        return fake_tree(self.divergent[target], draws=draws, shift=self.shift.get(draws, 0.0))
+
+
+NEAR = 0.35     # a chain this far off gives R-hat just over the gate's 1.01
 
 
 def judge(tree):
@@ -79,7 +81,7 @@ def test_no_retry_when_switched_off_or_already_at_the_retry_target():
 
 
 def test_a_fit_short_of_the_gates_r_hat_is_sampled_again_for_longer_and_says_why():
-    run = Runs({0.9: 0}, stuck_at=(500,))
+    run = Runs({0.9: 0}, shift={500: NEAR})
     first = judge(run(0.9, 500))
     assert first.problems and first.problems[0].startswith("R-hat")
     run.targets, run.draws = [], []
@@ -113,13 +115,13 @@ def test_thinning_keeps_every_divergence_visible():
 
 
 def test_a_longer_fit_only_without_divergences_a_judge_and_a_failing_gate():
-    run = Runs({0.9: 0}, stuck_at=(500,))
+    run = Runs({0.9: 0}, shift={500: NEAR})
     assert judge(_sample_with_retry(run, 0.9, 500, retry=True)).first_draws == 0      # no judge: kept
     passing = Runs({0.9: 0})
     assert judge(_sample_with_retry(passing, 0.9, 500, retry=True, judge=judge)).retry_note == ""
     assert passing.draws == [500]
     # divergences take the higher target, not more draws, and only one second fit
-    both = Runs({0.9: 2, config.RETRY_TARGET_ACCEPT: 0}, stuck_at=(500,))
+    both = Runs({0.9: 2, config.RETRY_TARGET_ACCEPT: 0}, shift={500: NEAR})
     d = judge(_sample_with_retry(both, 0.9, 500, retry=True, judge=judge))
     assert both.targets == [0.9, config.RETRY_TARGET_ACCEPT] and both.draws == [500, 500]
     assert d.first_divergences == 2 and d.first_draws == 0 and not d.passed     # still stuck: judged as is
@@ -156,3 +158,28 @@ def test_sbc_and_bench_fits_keep_their_first_fit_after_r_hat_or_ess():
 
     assert not sampler_settings("joint").retry_longer            # short SBC chains miss the gate by design
     assert sampler_settings("joint").retry_divergent
+
+
+def test_a_longer_fit_only_when_twice_the_draws_can_be_expected_to_pass():
+    from bayes.sampling import Diagnostics
+
+    def verdict(rhat, ess, divergences=0):
+        return Diagnostics(rhat_max=rhat, ess_bulk_min=ess, ess_tail_min=ess, divergences=divergences,
+                           draws=1000, chains=4)
+    factor = config.RETRY_DRAWS_FACTOR
+    assert verdict(1.011, 700).within_reach(factor)                 # just over the R-hat line
+    assert verdict(1.004, 390).within_reach(factor)                 # just under the ESS line
+    assert not verdict(1.5, 700).within_reach(factor)               # a stuck chain: more draws will not do
+    assert not verdict(1.004, 150).within_reach(factor)             # far too few effective draws
+    assert not verdict(1.004, 700, divergences=1).within_reach(factor)
+    # the stand-in's stuck chain (R-hat far above 1.02) is kept as it is, with its first draws
+    run = Runs({0.9: 0}, shift={500: 3.0, 1000: 3.0})
+    tree = _sample_with_retry(run, 0.9, 500, retry=True, judge=judge)
+    assert run.draws == [500] and judge(tree).first_draws == 0
+
+
+def test_quick_runs_keep_their_first_fit(monkeypatch):
+    monkeypatch.setattr(config, "QUICK", True)
+    assert not SamplerSettings().retry_longer and SamplerSettings().retry_divergent
+    monkeypatch.setattr(config, "QUICK", False)
+    assert SamplerSettings().retry_longer
