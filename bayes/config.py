@@ -127,8 +127,8 @@ RETRY_TARGET_ACCEPT = 0.99
 # once, for this many times the draws, one in so many kept (same target;
 # bayes.sampling._sample_with_retry), when so many draws can be expected to pass:
 # R-hat at most 1 + factor x 0.01 and ESS at least the gate's / factor
-# (Diagnostics.within_reach); a fit further off is kept as it is.  Chains too short to show convergence are the
-# usual reason near the gate's thresholds: the sceptical prior set's joint refit
+# (Diagnostics.within_reach); a fit further off is kept as it is.  Chains too short
+# to show convergence are the usual reason near the gate's thresholds: the sceptical prior set's joint refit
 # misses R-hat or diverges in about 1 seed in 5 (see WARM_TUNE_FRACTION), and a
 # partially non-centred joint model tried on the seed (README, "Speed") had R-hat
 # 1.011-1.012 in 3 of 12 fits at 4 x 1000 draws without a divergence.

@@ -362,8 +362,7 @@ def _sample_with_retry(run, target_accept: float, draws: int, retry: bool, *,
     * no divergence but R-hat or ESS short of the gate by no more than
       longer chains can make up (``judge``, a function of the tree giving its
       :class:`Diagnostics`, see :meth:`Diagnostics.within_reach`; None: not
-      checked): again
-      for :data:`config.RETRY_DRAWS_FACTOR` times the draws, the standard
+      checked): again for :data:`config.RETRY_DRAWS_FACTOR` times the draws, the standard
       remedy for chains too short to show convergence (Vehtari et al. 2021),
       keeping every so-many-th draw (:func:`thinned`): as many draws as the
       other fits, which model comparison lines up side by side.
@@ -393,6 +392,12 @@ def _sample_with_retry(run, target_accept: float, draws: int, retry: bool, *,
     return tree
 
 
+def _judge(settings: SamplerSettings, var_names: list[str]):
+    """The gate over ``var_names``, for :func:`_sample_with_retry`'s longer second fit
+    (None when ``settings`` switch it off)."""
+    return (lambda tree: diagnose(tree, var_names)) if settings.retry_longer else None
+
+
 def start_sample(spec: ModelSpec, priors: PriorSet, *, settings: SamplerSettings, key: str,
                  cache: ModelCache | None = None, init: np.ndarray | None = None) -> Pending:
     """Compile one model (or take it from the cache), queue it for sampling in the
@@ -411,10 +416,9 @@ def start_sample(spec: ModelSpec, priors: PriorSet, *, settings: SamplerSettings
         kwargs = dict(tune=settings.tune, chains=settings.chains, cores=settings.cores,
                       seed=seed, adaptation=settings.adaptation, progress_bar=False, save_warmup=False)
         kept = [name for name in free if name not in off]
-        judge = (lambda tree: diagnose(tree, kept)) if settings.retry_longer else None
         future = _QUEUE.submit(lambda: _sample_with_retry(
             lambda target, draws: _run_nutpie(compiled, target_accept=target, draws=draws, **kwargs),
-            settings.target_accept, settings.draws, settings.retry_divergent, judge=judge))
+            settings.target_accept, settings.draws, settings.retry_divergent, judge=_judge(settings, kept)))
 
         def finish():
             # tree_from_arrow keeps no object-valued statistics: nothing to drop
@@ -438,9 +442,8 @@ def start_sample(spec: ModelSpec, priors: PriorSet, *, settings: SamplerSettings
                                                          for g in ("posterior", "sample_stats")}))
 
     kept = [name for name in free if name not in off]
-    judge = (lambda tree: diagnose(tree, kept)) if settings.retry_longer else None
-    done = (_sample_with_retry(run, settings.target_accept, settings.draws, settings.retry_divergent, judge=judge),
-            kept)
+    done = (_sample_with_retry(run, settings.target_accept, settings.draws, settings.retry_divergent,
+                               judge=_judge(settings, kept)), kept)
     return Pending(lambda: done)
 
 

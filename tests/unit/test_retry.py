@@ -90,9 +90,9 @@ def test_a_fit_short_of_the_gates_r_hat_is_sampled_again_for_longer_and_says_why
     assert run.targets == [0.9, 0.9] and run.draws == [500, 500 * config.RETRY_DRAWS_FACTOR]
     # thinned back to the first fit's shape, so fits still line up for model comparison
     assert d.passed and d.draws == 500 and tree["posterior"].sizes["draw"] == 500
-    long = fake_tree(0, draws=500 * config.RETRY_DRAWS_FACTOR)
-    np.testing.assert_array_equal(tree["posterior"]["mu"].to_numpy(),
-                                  long["posterior"]["mu"].to_numpy()[:, config.RETRY_DRAWS_FACTOR - 1::config.RETRY_DRAWS_FACTOR])
+    step = config.RETRY_DRAWS_FACTOR
+    long = fake_tree(0, draws=500 * step)
+    np.testing.assert_array_equal(tree["posterior"]["mu"].to_numpy(), long["posterior"]["mu"].to_numpy()[:, step - 1::step])
     assert (d.first_draws, d.first_problems, d.first_divergences) == (500, "; ".join(first.problems), 0)
     assert d.retry_note == (f"sampled again for {500 * config.RETRY_DRAWS_FACTOR} draws per chain (one in "
                             f"{config.RETRY_DRAWS_FACTOR} kept) after {'; '.join(first.problems)} with 500")
