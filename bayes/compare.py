@@ -256,9 +256,11 @@ def smc_log_ml(model, *, draws: int = SMC_DRAWS, chains: int = SMC_CHAINS, seed:
     """
     import pymc as pm
 
+    from bayes.compiled import model_math
+
     cores = min(chains, cores or os.cpu_count() or 1)
     start = time.perf_counter()
-    with model, warnings.catch_warnings():
+    with model, model_math(), warnings.catch_warnings():
         # PyMC runs SMC chains in forked workers (the Linux default start method).
         # Python 3.12 warns that fork() in a process with threads (numba,
         # BLAS) *may* deadlock.  The workers run only PyMC's own compiled

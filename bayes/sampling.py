@@ -434,7 +434,9 @@ def start_sample(spec: ModelSpec, priors: PriorSet, *, settings: SamplerSettings
     free = [rv.name for rv in model.free_RVs]
 
     def run(target: float, draws: int) -> xr.DataTree:
-        with model:
+        from bayes.compiled import model_math
+
+        with model, model_math():
             tree = pm.sample(draws=draws, tune=settings.tune, chains=settings.chains,
                              cores=settings.cores, random_seed=seed, nuts_sampler="pymc",
                              target_accept=target, progressbar=False, compute_convergence_checks=False)

@@ -223,3 +223,17 @@ def test_batch_log_densities_and_expanded_values_match_the_pytensor_functions():
         log_densities(compiled, points[:, :1])
     with pytest.raises(ValueError, match="gradients must be"):
         log_densities(compiled, points[:3], gradients=np.empty((2, 2)))
+
+
+def test_models_compile_without_fast_math_whatever_the_user_configured(monkeypatch):
+    import pytensor
+
+    from bayes import compiled
+
+    seen = []
+    monkeypatch.setattr(compiled, "_compile_cached",
+                        lambda model, key: seen.append(pytensor.config.numba__fastmath) or "compiled")
+    with pytensor.config.change_flags(numba__fastmath=True):
+        assert compile_model(small_model()) == "compiled"
+        assert pytensor.config.numba__fastmath is True        # restored afterwards
+    assert seen == [compiled.FASTMATH] == [False]
