@@ -335,18 +335,17 @@ def compile_model(model, key=None, label: str = "model"):
     from numba.core.errors import NumbaError
 
     timer = _slow_notice(label)
-    try:
-        with model_math():
+    with model_math():
+        try:
             return _compile_cached(model, key)
-    except (ImportError, AttributeError, TypeError, NumbaError) as exc:   # nutpie's internals moved
-        import nutpie
+        except (ImportError, AttributeError, TypeError, NumbaError) as exc:   # nutpie's internals moved
+            import nutpie
 
-        log.warning("cached compilation unavailable (%s); using nutpie.compile_pymc_model", exc)
-        with model_math():
+            log.warning("cached compilation unavailable (%s); using nutpie.compile_pymc_model", exc)
             return nutpie.compile_pymc_model(model)
-    finally:
-        if timer is not None:
-            timer.cancel()
+        finally:
+            if timer is not None:
+                timer.cancel()
 
 
 def _initial_point(model):
