@@ -216,7 +216,10 @@ def _cancel_running() -> None:
     _IDLE.wait(timeout=60)     # the queue's thread finishes its job before the interpreter goes
 
 
-def _run_nutpie(compiled, **kwargs) -> xr.DataTree:
+def _run_nutpie(compiled, *, points: bool = False, **kwargs):
+    """One nutpie fit: its tree (:func:`tree_from_arrow`), and with ``points`` also
+    its draws on the unconstrained scale, (chain, draw, n_dim) in the compiled
+    model's flat layout (what :func:`with_initial_points` takes)."""
     import nutpie
 
     sampler = nutpie.sample(compiled, blocking=False, return_raw_trace=True, **kwargs)
@@ -225,7 +228,7 @@ def _run_nutpie(compiled, **kwargs) -> xr.DataTree:
         raw = sampler.wait()
     finally:
         _RUNNING.discard(sampler)
-    return tree_from_arrow(*raw.get_arrow_trace(), compiled)
+    return tree_from_arrow(*raw.get_arrow_trace(), compiled, points=points)
 
 
 def _columns(batches, skip) -> dict[str, tuple[np.ndarray, tuple[str, ...]]]:
@@ -253,7 +256,7 @@ def _columns(batches, skip) -> dict[str, tuple[np.ndarray, tuple[str, ...]]]:
     return out
 
 
-def tree_from_arrow(draw_batches, stat_batches, compiled) -> xr.DataTree:
+def tree_from_arrow(draw_batches, stat_batches, compiled, *, points: bool = False):
     """The ``posterior`` and ``sample_stats`` of a nutpie run from its raw Arrow trace.
 
     What ``nutpie.sample`` returns by default, less what no caller reads: the
@@ -263,6 +266,9 @@ def tree_from_arrow(draw_batches, stat_batches, compiled) -> xr.DataTree:
     Built directly with xarray: nutpie's own conversion through
     ``arviz.from_dict`` takes about 0.09 s per fit, most of a warm refit's
     overhead.  Chains must have equal lengths (no cancelled run reaches here).
+    ``points``: return ``(tree, draws)`` with the draws on the unconstrained
+    scale too, (chain, draw, n_dim): nutpie's expanded values start with the
+    model's value variables in its flat layout, and those are what is hidden.
     """
     import pyarrow
 
@@ -285,7 +291,17 @@ def tree_from_arrow(draw_batches, stat_batches, compiled) -> xr.DataTree:
                           coords={"chain": np.arange(n_chain), "draw": np.arange(n_draw),
                                   **{d: coords.get(d, np.arange(n)) for d, n in sizes.items()}})
 
-    return xr.DataTree.from_dict({"posterior": dataset(post), "sample_stats": dataset(stats)})
+    tree = xr.DataTree.from_dict({"posterior": dataset(post), "sample_stats": dataset(stats)})
+    if not points:
+        return tree
+    names, slices, _ = compiled.shape_info
+    flat = [name for name, where in zip(names, slices) if where.stop <= compiled.n_dim]
+    values = _columns(draw_batches, lambda name, field: name not in flat)
+    x = np.concatenate([values[name][0].reshape(*values[name][0].shape[:2], -1) for name in flat], axis=-1)
+    if x.shape[-1] != compiled.n_dim:
+        raise RuntimeError(f"nutpie's trace holds {x.shape[-1]} unconstrained values per draw, "
+                           f"the model has {compiled.n_dim}")
+    return tree, x
 
 
 def _is_scalar(pyarrow, field) -> bool:
@@ -348,8 +364,33 @@ def thinned(tree: xr.DataTree, step: int) -> xr.DataTree:
     return out
 
 
+def stuck_chains(tree: xr.DataTree) -> list[int]:
+    """Chains caught where the sampler can no longer move: each one's highest log
+    density lies below the lowest of the chain that sits highest (median), and its
+    step size is under a tenth of that chain's.
+
+    Both, because a chain exploring a wider region of comparable mass also sits at
+    lower log densities, but with a larger step size, not a smaller one.  The case
+    this catches: on the seed's IFN-gamma cell (``bayes fit --model factorial
+    --seed 5``), one chain of four tuned its step size to 0 in a pocket of a huge
+    log-sd and spent every draw at the largest tree depth (1023 leapfrog steps)
+    at a log density of -57,900, while the other three sat at -15.6.  Trees without
+    nutpie's ``logp`` and ``step_size`` statistics have none."""
+    stats = tree["sample_stats"].to_dataset()
+    if "logp" not in stats or "step_size" not in stats:
+        return []
+    logp = stats["logp"].to_numpy().astype(float)
+    step = stats["step_size"].to_numpy().astype(float)
+    if logp.shape[0] < 2:
+        return []
+    best = int(np.argmax(np.median(logp, axis=1)))
+    floor, best_step = float(np.min(logp[best])), float(np.median(step[best]))
+    return [c for c in range(logp.shape[0])
+            if c != best and np.max(logp[c]) < floor and np.median(step[c]) < best_step / 10]
+
+
 def _sample_with_retry(run, target_accept: float, draws: int, retry: bool, *,
-                       judge=None) -> xr.DataTree:
+                       judge=None, restart=None) -> xr.DataTree:
     """``run(target_accept, draws)``, and once more if that fit fails the gate in a
     way a second fit can mend:
 
@@ -366,13 +407,20 @@ def _sample_with_retry(run, target_accept: float, draws: int, retry: bool, *,
       remedy for chains too short to show convergence (Vehtari et al. 2021),
       keeping every so-many-th draw (:func:`thinned`): as many draws as the
       other fits, which model comparison lines up side by side.
+    * no divergence, failing the gate, with :func:`stuck_chains` (and
+      ``restart``, a function of the tree, the target, the draws and the
+      chains to start from, that samples again with every chain started at
+      those chains' draws; None: not done): again so.  More draws cannot free a
+      stuck chain, and a start where the other chains are does (Stan's advice
+      for a chain that never reaches the typical set: better initial values).
 
     The posterior is the same either way; only the second fit is kept, judged
     by the gate on its own.  The tree's attrs say what happened:
     ``target_accept`` (the kept fit's), ``first_divergences`` and
     ``first_target_accept`` (a fit discarded for divergences), ``first_draws``
-    and ``first_problems`` (one discarded for R-hat or ESS); 0 and empty
-    without a retry."""
+    and ``first_problems`` (one discarded for R-hat or ESS),
+    ``first_stuck_chains`` and ``first_problems`` (one discarded for stuck
+    chains); 0 and empty without a retry."""
     tree = run(target_accept, draws)
     attrs = dict(target_accept=float(target_accept), first_divergences=0)
     first = divergences(tree)
@@ -385,7 +433,12 @@ def _sample_with_retry(run, target_accept: float, draws: int, retry: bool, *,
     elif not first and judge is not None:
         verdict = judge(tree)
         problems = verdict.problems
-        if problems and verdict.within_reach(config.RETRY_DRAWS_FACTOR):
+        stuck = stuck_chains(tree) if problems and restart is not None else []
+        if stuck:
+            good = [c for c in range(tree["posterior"].sizes["chain"]) if c not in stuck]
+            tree = restart(tree, target_accept, draws, good)
+            attrs.update(first_stuck_chains=len(stuck), first_problems="; ".join(problems))
+        elif problems and verdict.within_reach(config.RETRY_DRAWS_FACTOR):
             tree = thinned(run(target_accept, draws * config.RETRY_DRAWS_FACTOR), config.RETRY_DRAWS_FACTOR)
             attrs.update(first_draws=int(draws), first_problems="; ".join(problems))
     tree.attrs.update(attrs)
@@ -416,9 +469,19 @@ def start_sample(spec: ModelSpec, priors: PriorSet, *, settings: SamplerSettings
         kwargs = dict(tune=settings.tune, chains=settings.chains, cores=settings.cores,
                       seed=seed, adaptation=settings.adaptation, progress_bar=False, save_warmup=False)
         kept = [name for name in free if name not in off]
+        last = {}           # the latest fit's unconstrained draws, where a restart starts
+
+        def run(target: float, draws: int, start=None) -> xr.DataTree:
+            tree, last["points"] = _run_nutpie(compiled if start is None else with_initial_points(compiled, start),
+                                               target_accept=target, draws=draws, points=True, **kwargs)
+            return tree
+
+        def restart(tree, target: float, draws: int, chains: list[int]) -> xr.DataTree:
+            return run(target, draws, start=last["points"][chains].reshape(-1, compiled.n_dim))
+
         future = _QUEUE.submit(lambda: _sample_with_retry(
-            lambda target, draws: _run_nutpie(compiled, target_accept=target, draws=draws, **kwargs),
-            settings.target_accept, settings.draws, settings.retry_divergent, judge=_judge(settings, kept)))
+            run, settings.target_accept, settings.draws, settings.retry_divergent, judge=_judge(settings, kept),
+            restart=restart))
 
         def finish():
             # tree_from_arrow keeps no object-valued statistics: nothing to drop
@@ -506,6 +569,7 @@ class Diagnostics:
     first_target_accept: float = float("nan")
     first_draws: int = 0                  # per chain, of a first fit sampled again for R-hat / ESS (0: none)
     first_problems: str = ""              # why that first fit failed the gate
+    first_stuck_chains: int = 0           # of a first fit sampled again from its other chains' draws (0: none)
 
     @property
     def problems(self) -> list[str]:
@@ -536,6 +600,10 @@ class Diagnostics:
 
     @property
     def retry_note(self) -> str:
+        if self.first_stuck_chains:
+            return (f"sampled again with every chain started at the draws of the chains not stuck, after "
+                    f"{self.first_stuck_chains} of {self.chains} stuck far below them in log density "
+                    f"({self.first_problems})")
         if self.first_divergences:
             return (f"sampled again at target_accept {self.target_accept:g} after {self.first_divergences} "
                     f"divergent transition(s) at {self.first_target_accept:g}")
@@ -568,7 +636,8 @@ def diagnose(tree: xr.DataTree, var_names: list[str]) -> Diagnostics:
         first_divergences=int(tree.attrs.get("first_divergences", 0)),
         first_target_accept=float(tree.attrs.get("first_target_accept", float("nan"))),
         first_draws=int(tree.attrs.get("first_draws", 0)),
-        first_problems=str(tree.attrs.get("first_problems", "")))
+        first_problems=str(tree.attrs.get("first_problems", "")),
+        first_stuck_chains=int(tree.attrs.get("first_stuck_chains", 0)))
 
 
 def diagnostics_frame(rows: list[tuple[str, str, Diagnostics]]) -> pd.DataFrame:

@@ -179,20 +179,30 @@ def test_trace_read_from_arrow_equals_nutpies_own_conversion(seed_study, cache, 
     """tree_from_arrow (our fast reader of nutpie's raw trace) gives what
     nutpie.sample returns, draw for draw and dtype for dtype, less the warm-up
     rows and the object-valued divergence messages; the link model has
-    variables without named dims (loading_free, immune_residual)."""
+    variables without named dims (loading_free, immune_residual).  Asked for
+    them, it gives the unconstrained draws too."""
     import nutpie
     import xarray as xr
 
     from bayes.analysis import model_specs
     from bayes.nprior import NPrior
     from bayes.priors import load_prior_set
+    from bayes.compiled import log_densities
     from bayes.sampling import _drop_object_stats, compiled_with_data, tree_from_arrow
 
     spec = model_specs(seed_study, family, NPrior())[-1]
     compiled, _ = compiled_with_data(spec, load_prior_set(), cache)
     kwargs = dict(draws=60, tune=40, chains=2, cores=2, seed=5, progress_bar=False, save_warmup=False)
     theirs = _drop_object_stats(nutpie.sample(compiled, **kwargs))
-    ours = tree_from_arrow(*nutpie.sample(compiled, return_raw_trace=True, **kwargs).get_arrow_trace(), compiled)
+    arrow = nutpie.sample(compiled, return_raw_trace=True, **kwargs).get_arrow_trace()
+    ours = tree_from_arrow(*arrow, compiled)
+    # with the draws on the unconstrained scale, in the compiled model's flat layout (where a
+    # restart starts its chains): the density there is the one nutpie recorded at each draw
+    again, points = tree_from_arrow(*arrow, compiled, points=True)
+    assert points.shape == (2, 60, compiled.n_dim)
+    at = log_densities(compiled, points.reshape(-1, compiled.n_dim)).reshape(2, 60)
+    np.testing.assert_allclose(at, ours["sample_stats"]["logp"].to_numpy(), rtol=0, atol=1e-9)
+    xr.testing.assert_equal(again["posterior"].to_dataset(), ours["posterior"].to_dataset())
     assert set(ours.children) == {"posterior", "sample_stats"}
     for group in ("posterior", "sample_stats"):
         a, b = theirs[group].to_dataset(), ours[group].to_dataset()
@@ -271,3 +281,50 @@ def test_a_fit_with_divergences_is_sampled_again_at_the_retry_target(tumour, cac
     assert d["first_divergences"] == kept["divergences"] and d["first_target_accept"] == 0.5
     assert retried.metadata["retried"] == {"tumor_volume": d["retry"]}
     assert retried.metadata["sampler"]["target_accept"] == 0.5 and retried.metadata["sampler"]["retry_divergent"]
+
+
+def test_a_stuck_chain_restarts_every_chain_from_the_draws_of_the_others(tumour, cache, monkeypatch):
+    """The glue of the stuck-chain retry (bayes.sampling.stuck_chains, unit-tested on its
+    own): told that chain 3 of a real fit is stuck, start_sample samples again with the
+    chains started at the draws of chains 0-2 (on the unconstrained scale, which
+    unconstrained_draws gives independently), keeps that fit and says so."""
+    import bayes.sampling as sampling
+    from bayes.analysis import model_specs
+    from bayes.compare import unconstrained_draws
+    from bayes.models.builder import build_model
+    from bayes.nprior import NPrior
+    from bayes.priors import load_prior_set
+
+    spec = model_specs(tumour, "factorial", NPrior())[0]
+    priors = load_prior_set()
+    settings = sampling.SamplerSettings(draws=100, tune=100, chains=4, cores=2, seed=3).for_family("factorial")
+    fits, starts, calls = [], [], []
+    real_run, real_start = sampling._run_nutpie, sampling.with_initial_points
+
+    def run(compiled, **kwargs):
+        out = real_run(compiled, **kwargs)
+        fits.append(out[0])
+        return out
+
+    def start(compiled, points):
+        starts.append(points)
+        return real_start(compiled, points)
+
+    def stuck(tree):
+        calls.append(tree)
+        return [3] if len(calls) == 1 else []
+
+    monkeypatch.setattr(sampling, "_run_nutpie", run)
+    monkeypatch.setattr(sampling, "with_initial_points", start)
+    monkeypatch.setattr(sampling, "stuck_chains", stuck)
+    monkeypatch.setattr(sampling.Diagnostics, "problems", property(lambda self: ["R-hat 9 > 1.01"]))
+    tree, free = sampling.start_sample(spec, priors, settings=settings, key="stuck-test", cache=cache).result()
+    assert len(fits) == 2 and len(starts) == 1
+    kept = tree["posterior"]["c0_baseline"].to_numpy()
+    np.testing.assert_array_equal(kept, fits[1]["posterior"]["c0_baseline"].to_numpy())      # the second fit kept
+    assert not np.array_equal(kept, fits[0]["posterior"]["c0_baseline"].to_numpy())
+    _, x = unconstrained_draws(build_model(spec, priors), fits[0])
+    np.testing.assert_allclose(starts[0], x[:3].reshape(-1, x.shape[-1]), rtol=1e-9, atol=1e-9)
+    d = sampling.diagnose(tree, free)
+    assert (d.first_stuck_chains, d.first_problems) == (1, "R-hat 9 > 1.01")
+    assert d.retry_note.startswith("sampled again with every chain started at the draws of the chains not stuck")

@@ -183,3 +183,70 @@ def test_quick_runs_keep_their_first_fit(monkeypatch):
     assert not SamplerSettings().retry_longer and SamplerSettings().retry_divergent
     monkeypatch.setattr(config, "QUICK", False)
     assert SamplerSettings().retry_longer
+
+
+def stuck_tree(logp: list[float], steps: list[float], draws: int = 500, seed: int = 0) -> xr.DataTree:
+    """Chains at the given typical log densities and step sizes; mu follows the log
+    density, so a chain far below the others is off in mu too (R-hat far above 1)."""
+    rng = np.random.default_rng(seed)
+    chains = len(logp)
+    level = np.asarray(logp, float)[:, None]
+    lp = level + rng.normal(scale=2.0, size=(chains, draws))
+    mu = rng.normal(size=(chains, draws)) + (level - level.max()) / 100
+    stats = xr.Dataset({"diverging": (("chain", "draw"), np.zeros((chains, draws), bool)),
+                        "logp": (("chain", "draw"), lp),
+                        "step_size": (("chain", "draw"), np.repeat(np.asarray(steps, float)[:, None], draws, 1))})
+    return xr.DataTree.from_dict({"posterior": xr.Dataset({"mu": (("chain", "draw"), mu)}), "sample_stats": stats})
+
+
+def test_a_stuck_chain_sits_far_below_the_others_with_a_collapsed_step_size():
+    from bayes.sampling import stuck_chains
+
+    # the seed's IFN-gamma cell at seed 5: one chain at -57,900 with step size 0, three at -15.6
+    assert stuck_chains(stuck_tree([-15.6, -15.7, -15.3, -57_900], [0.51, 0.51, 0.48, 0.0])) == [3]
+    assert stuck_chains(stuck_tree([-57_900, -15.6, -60_000, -15.3], [1e-9, 0.5, 1e-9, 0.5])) == [0, 2]
+    # as far below, but moving with a larger step: a wide region, not a trap
+    assert stuck_chains(stuck_tree([-15.6, -15.7, -15.3, -200], [0.5, 0.5, 0.5, 2.0])) == []
+    # a collapsed step size among log densities that overlap: slow, not stuck
+    assert stuck_chains(stuck_tree([-15.6, -15.7, -15.3, -17], [0.5, 0.5, 0.5, 0.01])) == []
+    assert stuck_chains(stuck_tree([-15.6, -15.7, -15.3, -15.5], [0.5, 0.5, 0.5, 0.5])) == []
+    assert stuck_chains(fake_tree(0, shift=3.0)) == []            # no logp or step size: nothing to tell
+    assert stuck_chains(stuck_tree([-15.6], [0.5])) == []          # one chain: nothing to compare
+
+
+class Restarts:
+    """A stand-in for the restart from the chains not stuck: records what it was given."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, tree, target, draws, chains):
+        self.calls.append((target, draws, chains))
+        return stuck_tree([-15.6, -15.7, -15.3, -15.5], [0.5] * 4, draws=draws, seed=1)
+
+
+def test_a_fit_with_a_stuck_chain_is_sampled_again_from_the_other_chains_and_says_so():
+    first = stuck_tree([-15.6, -15.7, -15.3, -57_900], [0.51, 0.51, 0.48, 0.0])
+    problems = judge(first).problems
+    assert problems[0].startswith("R-hat") and not judge(first).within_reach(config.RETRY_DRAWS_FACTOR)
+    runs, restart = [], Restarts()
+    tree = _sample_with_retry(lambda t, d: runs.append((t, d)) or first, 0.9, 500, retry=True, judge=judge,
+                              restart=restart)
+    assert runs == [(0.9, 500)] and restart.calls == [(0.9, 500, [0, 1, 2])]
+    d = judge(tree)
+    assert d.passed and (d.first_stuck_chains, d.first_problems, d.first_draws) == (1, "; ".join(problems), 0)
+    assert d.retry_note == ("sampled again with every chain started at the draws of the chains not stuck, after "
+                            f"1 of 4 stuck far below them in log density ({'; '.join(problems)})")
+    frame = diagnostics_frame([("s", "e", d)])
+    assert frame.loc[0, "first_stuck_chains"] == 1 and frame.loc[0, "retry"] == d.retry_note
+
+
+def test_no_restart_without_a_stuck_chain_a_restart_or_a_judge():
+    near = stuck_tree([-15.6, -15.7, -15.3, -15.5], [0.5] * 4)
+    restart = Restarts()
+    assert _sample_with_retry(lambda t, d: near, 0.9, 500, retry=True, judge=judge, restart=restart) is near
+    first = stuck_tree([-15.6, -15.7, -15.3, -57_900], [0.51, 0.51, 0.48, 0.0])
+    kept = _sample_with_retry(lambda t, d: first, 0.9, 500, retry=True, judge=judge)        # no restart given
+    assert judge(kept).first_stuck_chains == 0 and not judge(kept).passed
+    assert _sample_with_retry(lambda t, d: first, 0.9, 500, retry=True, restart=restart) is first   # no judge
+    assert restart.calls == []
