@@ -835,11 +835,11 @@ def comparison_sentence(table: pd.DataFrame, interactions: pd.DataFrame) -> str:
                 "unreliable (each endpoint has only a few arms and every arm is influential)")
     parts.append(loo)
     ml = fitted[fitted["log_ml"].notna()]
-    if not ml.empty and ml["log10_bf_vs_additive"].notna().any():
+    others = ml[(ml["model"] != REFERENCE) & ml["log10_bf_vs_additive"].notna()]
+    if not others.empty:        # a Bayes factor needs the reference and another model's evidence
         top = ml.loc[ml["log_ml"].idxmax()]
         # models within TIE_LOG10 of the best are not told apart (a Bayes factor under ~3)
         close = ml[ml["log_ml"] >= top["log_ml"] - TIE_LOG10 * math.log(10)]
-        others = ml[(ml["model"] != REFERENCE) & ml["log10_bf_vs_additive"].notna()]
         bits = ", ".join(f"{r.model} {r.log10_bf_vs_additive:+.1f}" for r in others.itertuples())
         if len(close) > 1:
             names = list(close.sort_values("log_ml", ascending=False)["model"])
@@ -934,6 +934,7 @@ def compare_models(fits: dict[str, list[tuple[ModelSpec, xr.DataTree]]], priors:
     else:
         weights = pd.Series({names[0]: 1.0})
     cell_ml = {}                     # (model, cell key) -> (log ML, sd), one-cell fits only
+    unestimated: dict[str, list[str]] = {}       # model -> why some fit has no marginal likelihood
     for name in names if evidence != "none" else ():
         total, var, seconds = 0.0, 0.0, 0.0
         for k, (spec, raw) in enumerate(fits[name]):
@@ -943,9 +944,18 @@ def compare_models(fits: dict[str, list[tuple[ModelSpec, xr.DataTree]]], priors:
                 if progress:
                     progress(f"bridge sampling marginal likelihood: {name} model, {label} "
                              f"({bridge_reps} repetitions)")
-                est = bridge_log_ml(model, raw, seed=_sub_seed(seed, "bridge", name, k), repetitions=bridge_reps,
-                                    compiled=None if cache is None else compiled_with_data(spec, prior_set, cache)[0])
-                value, sd, took = est.log_ml, est.sd, est.seconds
+                try:
+                    est = bridge_log_ml(model, raw, seed=_sub_seed(seed, "bridge", name, k),
+                                        repetitions=bridge_reps,
+                                        compiled=None if cache is None else compiled_with_data(spec, prior_set,
+                                                                                               cache)[0])
+                except BayesError as exc:
+                    # draws bridge sampling cannot use (a fit that failed its gate, as a rule): no
+                    # number for this model rather than no report
+                    unestimated.setdefault(name, []).append(f"{label}: {exc}")
+                    value, sd, took = math.nan, math.nan, 0.0
+                else:
+                    value, sd, took = est.log_ml, est.sd, est.seconds
             else:
                 if progress:
                     progress(f"SMC marginal likelihood: {name} model, {label} "
@@ -960,6 +970,9 @@ def compare_models(fits: dict[str, list[tuple[ModelSpec, xr.DataTree]]], priors:
             if len(spec.cells) == 1:
                 cell_ml[(name, spec.cells[0].key)] = (value, sd)
         mls[name], secs[name] = (total, math.sqrt(var)), seconds
+        if name in unestimated:
+            why = f"no marginal likelihood ({'; '.join(unestimated[name])})"
+            notes[name] = f"{notes[name]}; {why}" if notes.get(name) else why
     rows = []
     ref = mls.get(REFERENCE)
     method = EVIDENCE_LABEL.get(evidence, "")

@@ -76,3 +76,33 @@ def test_bridge_on_the_fits_compiled_model_equals_compiling_the_density(quick, c
         np.testing.assert_allclose(raw["sample_stats"]["logp"].to_numpy(), at_draws, rtol=0, atol=1e-9)
         got.setdefault(name, fast.log_ml)
     assert abs(got["factorial"] - got["additive"]) > 1e-3
+
+
+def test_a_fit_bridge_sampling_cannot_use_costs_its_model_the_number_not_the_comparison(quick, cache, monkeypatch):
+    """Draws bridge sampling cannot use (on the seed at seed 5, before stuck chains were
+    sampled again, the factorial IFN-gamma fit's stuck chain made it fail to converge and
+    stopped the whole report): that model's marginal likelihood and Bayes factors are
+    missing, its note says why, and everything else is computed."""
+    import bayes.compare as compare
+    from bayes.errors import BayesError
+
+    fits = simulated_cell_fits(quick, cache)
+    real = compare.bridge_log_ml
+
+    def failing(model, tree, **kwargs):
+        if tree is fits["factorial"][0][1]:
+            raise BayesError("bridge sampling did not converge in 1000 iterations")
+        return real(model, tree, **kwargs)
+
+    monkeypatch.setattr(compare, "bridge_log_ml", failing)
+    comp = compare_models(fits, PRIORS, seed=9, cache=cache)
+    table = comp.table.set_index("model")
+    label = fits["factorial"][0][0].cells[0].endpoint
+    assert math.isnan(table.loc["factorial", "log_ml"]) and math.isnan(table.loc["factorial", "log10_bf_vs_additive"])
+    assert table.loc["factorial", "note"].endswith(
+        f"no marginal likelihood ({label}: bridge sampling did not converge in 1000 iterations)")
+    assert math.isfinite(table.loc["additive", "log_ml"]) and table.loc["additive", "note"] == ""
+    assert table["elpd_loo"].notna().all()
+    row = comp.interactions.iloc[0]
+    assert math.isnan(row[CELL_BF]) and math.isfinite(row["log10_bf10"])     # Savage-Dickey still there
+    assert "cannot separate" not in comp.format() and "favour the" not in comp.format()
