@@ -104,8 +104,9 @@ SMC_CHAINS = 2 if QUICK else 4
 # was sampled again (RETRY_TARGET_ACCEPT below).  Now 0.9, as the factorial
 # model: its four cells on the seed, seeds 1-3, 4 x 1000 draws, took 6.3-7.4
 # CPU seconds against 13.6-16.3 at 0.99, with no divergence and bulk / tail
-# ESS >= 970 / 627; at the report's seed the tumour cell has one divergent
-# transition at 0.9 and is sampled again.
+# ESS >= 970 / 627; at the report's seed the tumour cell has a few divergent
+# transitions at 0.9 (3 since the models are compiled without fast-math) and is
+# sampled again.
 # The NK-link model is sampled in the coordinates its data pin (outcome totals
 # direct + NK-carried, centred immune residuals: bayes.models.link).  On the seed
 # that needs about 17 leapfrog steps per draw at 0.95 against 34-38 at 0.99
@@ -130,7 +131,7 @@ RETRY_TARGET_ACCEPT = 0.99
 # (Diagnostics.within_reach); a fit further off is kept as it is.  Chains too short
 # to show convergence are the usual reason near the gate's thresholds: the sceptical prior set's joint refit
 # misses R-hat or diverges in about 1 seed in 5 (see WARM_TUNE_FRACTION), and a
-# partially non-centred joint model tried on the seed (README, "Speed") had R-hat
+# partially non-centred joint model tried on the seed (docs/speed.md) had R-hat
 # 1.011-1.012 in 3 of 12 fits at 4 x 1000 draws without a divergence.
 # SamplerSettings(retry_longer=False) keeps the first fit (bayes validate, whose
 # short SBC chains are not meant to pass the gate, and bench).
