@@ -408,9 +408,9 @@ def _sample_with_retry(run, target_accept: float, draws: int, retry: bool, *,
       keeping every so-many-th draw (:func:`thinned`): as many draws as the
       other fits, which model comparison lines up side by side.
     * no divergence, failing the gate, with :func:`stuck_chains` (and
-      ``restart``, a function of the tree, the target, the draws and the
-      chains to start from, that samples again with every chain started at
-      those chains' draws; None: not done): again so.  More draws cannot free a
+      ``restart``, a function of the target, the draws and the chains to
+      start from, that samples again with every chain started at those
+      chains' draws in the fit just made; None: not done): again so.  More draws cannot free a
       stuck chain, and a start where the other chains are does (Stan's advice
       for a chain that never reaches the typical set: better initial values).
 
@@ -436,7 +436,7 @@ def _sample_with_retry(run, target_accept: float, draws: int, retry: bool, *,
         stuck = stuck_chains(tree) if problems and restart is not None else []
         if stuck:
             good = [c for c in range(tree["posterior"].sizes["chain"]) if c not in stuck]
-            tree = restart(tree, target_accept, draws, good)
+            tree = restart(target_accept, draws, good)
             attrs.update(first_stuck_chains=len(stuck), first_problems="; ".join(problems))
         elif problems and verdict.within_reach(config.RETRY_DRAWS_FACTOR):
             tree = thinned(run(target_accept, draws * config.RETRY_DRAWS_FACTOR), config.RETRY_DRAWS_FACTOR)
@@ -476,7 +476,7 @@ def start_sample(spec: ModelSpec, priors: PriorSet, *, settings: SamplerSettings
                                                target_accept=target, draws=draws, points=True, **kwargs)
             return tree
 
-        def restart(tree, target: float, draws: int, chains: list[int]) -> xr.DataTree:
+        def restart(target: float, draws: int, chains: list[int]) -> xr.DataTree:
             return run(target, draws, start=last["points"][chains].reshape(-1, compiled.n_dim))
 
         future = _QUEUE.submit(lambda: _sample_with_retry(

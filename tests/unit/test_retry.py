@@ -220,7 +220,7 @@ class Restarts:
     def __init__(self):
         self.calls = []
 
-    def __call__(self, tree, target, draws, chains):
+    def __call__(self, target, draws, chains):
         self.calls.append((target, draws, chains))
         return stuck_tree([-15.6, -15.7, -15.3, -15.5], [0.5] * 4, draws=draws, seed=1)
 
