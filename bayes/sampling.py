@@ -216,10 +216,10 @@ def _cancel_running() -> None:
     _IDLE.wait(timeout=60)     # the queue's thread finishes its job before the interpreter goes
 
 
-def _run_nutpie(compiled, *, points: bool = False, **kwargs):
-    """One nutpie fit: its tree (:func:`tree_from_arrow`), and with ``points`` also
-    its draws on the unconstrained scale, (chain, draw, n_dim) in the compiled
-    model's flat layout (what :func:`with_initial_points` takes)."""
+def _run_nutpie(compiled, **kwargs) -> tuple[xr.DataTree, tuple]:
+    """One nutpie fit: its tree (:func:`tree_from_arrow`) and its raw Arrow trace
+    (``(draw batches, stat batches)``, for :func:`unconstrained_points` when a
+    restart needs them)."""
     import nutpie
 
     sampler = nutpie.sample(compiled, blocking=False, return_raw_trace=True, **kwargs)
@@ -228,7 +228,8 @@ def _run_nutpie(compiled, *, points: bool = False, **kwargs):
         raw = sampler.wait()
     finally:
         _RUNNING.discard(sampler)
-    return tree_from_arrow(*raw.get_arrow_trace(), compiled, points=points)
+    arrow = raw.get_arrow_trace()
+    return tree_from_arrow(*arrow, compiled), arrow
 
 
 def _columns(batches, skip) -> dict[str, tuple[np.ndarray, tuple[str, ...]]]:
@@ -256,7 +257,20 @@ def _columns(batches, skip) -> dict[str, tuple[np.ndarray, tuple[str, ...]]]:
     return out
 
 
-def tree_from_arrow(draw_batches, stat_batches, compiled, *, points: bool = False):
+def _after_warmup(draw_batches, stat_batches) -> tuple[list, list]:
+    """Each chain's Arrow batches without its warm-up rows (the trace keeps them
+    first, flagged by the "tuning" stat); chains must have equal lengths."""
+    import pyarrow
+
+    tuned = [int(pyarrow.array(s.column("tuning")).to_numpy(zero_copy_only=False).sum()) for s in stat_batches]
+    draw_batches = [b.slice(k, b.num_rows - k) for b, k in zip(draw_batches, tuned)]
+    stat_batches = [b.slice(k, b.num_rows - k) for b, k in zip(stat_batches, tuned)]
+    if len({b.num_rows for b in draw_batches}) > 1:
+        raise RuntimeError("nutpie returned chains of unequal length (was sampling interrupted?)")
+    return draw_batches, stat_batches
+
+
+def tree_from_arrow(draw_batches, stat_batches, compiled) -> xr.DataTree:
     """The ``posterior`` and ``sample_stats`` of a nutpie run from its raw Arrow trace.
 
     What ``nutpie.sample`` returns by default, less what no caller reads: the
@@ -266,19 +280,11 @@ def tree_from_arrow(draw_batches, stat_batches, compiled, *, points: bool = Fals
     Built directly with xarray: nutpie's own conversion through
     ``arviz.from_dict`` takes about 0.09 s per fit, most of a warm refit's
     overhead.  Chains must have equal lengths (no cancelled run reaches here).
-    ``points``: return ``(tree, draws)`` with the draws on the unconstrained
-    scale too, (chain, draw, n_dim): nutpie's expanded values start with the
-    model's value variables in its flat layout, and those are what is hidden.
     """
     import pyarrow
 
     hidden = set(getattr(compiled, "reparameterized_names", ()) or ())
-    # the trace keeps each chain's warm-up rows first, flagged by the "tuning" stat
-    tuned = [int(pyarrow.array(s.column("tuning")).to_numpy(zero_copy_only=False).sum()) for s in stat_batches]
-    draw_batches = [b.slice(k, b.num_rows - k) for b, k in zip(draw_batches, tuned)]
-    stat_batches = [b.slice(k, b.num_rows - k) for b, k in zip(stat_batches, tuned)]
-    if len({b.num_rows for b in draw_batches}) > 1:
-        raise RuntimeError("nutpie returned chains of unequal length (was sampling interrupted?)")
+    draw_batches, stat_batches = _after_warmup(draw_batches, stat_batches)
     post = _columns(draw_batches, lambda name, field: name in hidden)
     stats = _columns(stat_batches, lambda name, field: name in ("chain", "draw") or not _is_scalar(pyarrow, field))
     coords = {name: np.asarray(index) for name, index in compiled.coords.items()}
@@ -291,9 +297,15 @@ def tree_from_arrow(draw_batches, stat_batches, compiled, *, points: bool = Fals
                           coords={"chain": np.arange(n_chain), "draw": np.arange(n_draw),
                                   **{d: coords.get(d, np.arange(n)) for d, n in sizes.items()}})
 
-    tree = xr.DataTree.from_dict({"posterior": dataset(post), "sample_stats": dataset(stats)})
-    if not points:
-        return tree
+    return xr.DataTree.from_dict({"posterior": dataset(post), "sample_stats": dataset(stats)})
+
+
+def unconstrained_points(draw_batches, stat_batches, compiled) -> np.ndarray:
+    """A nutpie run's draws on the unconstrained scale, (chain, draw, n_dim), in the
+    compiled model's flat layout (what :func:`with_initial_points` takes), from its raw
+    Arrow trace: nutpie's expanded values start with the model's value variables in
+    that layout (the columns :func:`tree_from_arrow` hides)."""
+    draw_batches, _ = _after_warmup(draw_batches, stat_batches)
     names, slices, _ = compiled.shape_info
     flat = [name for name, where in zip(names, slices) if where.stop <= compiled.n_dim]
     values = _columns(draw_batches, lambda name, field: name not in flat)
@@ -301,7 +313,7 @@ def tree_from_arrow(draw_batches, stat_batches, compiled, *, points: bool = Fals
     if x.shape[-1] != compiled.n_dim:
         raise RuntimeError(f"nutpie's trace holds {x.shape[-1]} unconstrained values per draw, "
                            f"the model has {compiled.n_dim}")
-    return tree, x
+    return x
 
 
 def _is_scalar(pyarrow, field) -> bool:
@@ -469,15 +481,16 @@ def start_sample(spec: ModelSpec, priors: PriorSet, *, settings: SamplerSettings
         kwargs = dict(tune=settings.tune, chains=settings.chains, cores=settings.cores,
                       seed=seed, adaptation=settings.adaptation, progress_bar=False, save_warmup=False)
         kept = [name for name in free if name not in off]
-        last = {}           # the latest fit's unconstrained draws, where a restart starts
+        last = {}           # the latest fit's raw trace, where a restart takes its starting points
 
         def run(target: float, draws: int, start=None) -> xr.DataTree:
-            tree, last["points"] = _run_nutpie(compiled if start is None else with_initial_points(compiled, start),
-                                               target_accept=target, draws=draws, points=True, **kwargs)
+            tree, last["arrow"] = _run_nutpie(compiled if start is None else with_initial_points(compiled, start),
+                                              target_accept=target, draws=draws, **kwargs)
             return tree
 
         def restart(target: float, draws: int, chains: list[int]) -> xr.DataTree:
-            return run(target, draws, start=last["points"][chains].reshape(-1, compiled.n_dim))
+            points = unconstrained_points(*last["arrow"], compiled)
+            return run(target, draws, start=points[chains].reshape(-1, compiled.n_dim))
 
         future = _QUEUE.submit(lambda: _sample_with_retry(
             run, settings.target_accept, settings.draws, settings.retry_divergent, judge=_judge(settings, kept),
